@@ -1,0 +1,33 @@
+"""genai_tracing: the cost of every generative-AI call, visible in MLflow.
+
+    import genai_tracing
+    genai_tracing.enable_tracing()      # autolog every installed provider SDK, with cost
+
+Importing this package is cheap: MLflow, the provider SDKs and LiteLLM are imported only when
+``enable_tracing()`` runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+# LiteLLM downloads its price map at import unless told to use the bundled copy; it must be
+# told before anything imports it. A user's own choice (any value already set) is kept.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from ._config import TracingConfig  # noqa: E402
+from ._enable import active_config, disable_tracing, enable_tracing  # noqa: E402
+from ._errors import ConfigurationError  # noqa: E402
+from ._estimate import CostEstimate, estimate_cost  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigurationError",
+    "CostEstimate",
+    "TracingConfig",
+    "active_config",
+    "disable_tracing",
+    "enable_tracing",
+    "estimate_cost",
+]

@@ -1,0 +1,153 @@
+"""``enable_tracing()`` / ``disable_tracing()``: autolog every provider, install the span processor."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from dataclasses import replace
+from typing import Any, Iterable, Mapping
+
+from . import _config
+from ._config import PROVIDERS, TracingConfig
+from ._guard import guarded, logger
+
+_lock = threading.RLock()
+_active: TracingConfig | None = None
+_autologged: tuple[str, ...] = ()
+_said_disabled = False
+
+
+def enable_tracing(
+    *,
+    tracking_uri: str | None = None,
+    experiment: str | None = None,
+    providers: Iterable[str] | None = None,
+    enabled: bool | None = None,
+    prices: str | Mapping[str, Any] | None = None,
+) -> TracingConfig:
+    """Trace every installed provider SDK into MLflow, with tokens and cost on each call.
+
+    Each option falls back to an environment variable, then to a default; a second call with
+    the same options changes nothing, a call with other options reconfigures::
+
+        import genai_tracing
+        config = genai_tracing.enable_tracing(experiment="my-app-dev")
+        print(config)   # TracingConfig(enabled=True, tracking_uri='sqlite:///mlflow.db', ...)
+
+    Raises:
+        ConfigurationError: an option (or its environment variable) has a value that cannot work.
+    """
+    global _active, _said_disabled
+    with _lock:
+        is_enabled, enabled_source = _config.resolve_enabled(enabled)
+        if not is_enabled:
+            if _active is not None:
+                _teardown()
+            if not _said_disabled:
+                logger.info("genai_tracing is disabled (%s); no provider SDK is traced.",
+                            enabled_source)
+                _said_disabled = True
+            return TracingConfig(enabled=False, tracking_uri=tracking_uri, experiment=experiment,
+                                 providers=(), sources={"enabled": enabled_source})
+
+        provider_names, providers_source = _config.resolve_providers(providers)
+        uri, uri_source = _config.resolve_tracking_uri(tracking_uri)
+        experiment_name, experiment_source = _config.resolve_experiment(experiment, uri)
+        from ._pricing import load_price_table
+
+        table, prices_label, prices_source = load_price_table(prices)
+        wanted = TracingConfig(
+            enabled=True,
+            tracking_uri=uri,
+            experiment=experiment_name,
+            providers=provider_names,
+            prices=prices_label,
+            sources={"enabled": enabled_source, "tracking_uri": uri_source,
+                     "experiment": experiment_source, "providers": providers_source,
+                     "prices": prices_source},
+            price_table=table,
+            prices_fingerprint=table.fingerprint,
+        )
+        if _active is not None and _same_request(_active, wanted):
+            return _active
+        if _active is not None:
+            _teardown()
+        _active = _setup(wanted)
+        return _active
+
+
+def disable_tracing() -> None:
+    """Undo ``enable_tracing()``: autolog off for the providers it turned on, processor removed.
+
+    Example::
+
+        genai_tracing.disable_tracing()
+    """
+    with _lock:
+        if _active is not None:
+            _teardown()
+
+
+def active_config() -> TracingConfig | None:
+    """The configuration in force, or ``None`` when tracing is not enabled."""
+    return _active
+
+
+def _same_request(active: TracingConfig, wanted: TracingConfig) -> bool:
+    # experiment_id is an outcome of set-up, not part of what the caller asked for.
+    return replace(active, experiment_id=None) == wanted
+
+
+def _setup(config: TracingConfig) -> TracingConfig:
+    global _autologged
+    import mlflow
+
+    from . import _processor
+
+    # Everything the export thread would import lazily is imported here, in the caller's thread:
+    # a half-imported module (httpx via litellm) seen from another thread breaks user calls.
+    _processor.preload(config)
+    if config.sources.get("tracking_uri") == "argument":
+        mlflow.set_tracking_uri(config.tracking_uri)
+    experiment_id = _set_experiment(config)
+
+    autologged = []
+    for name in config.providers:
+        flavor = importlib.import_module(f"mlflow.{PROVIDERS[name].autolog}")
+        with guarded(f"{name} autolog"):
+            flavor.autolog(log_traces=True, silent=True)
+            autologged.append(name)
+    _autologged = tuple(autologged)
+    _processor.install(config)
+    logger.debug("genai_tracing enabled: %s", config)
+    return replace(config, experiment_id=experiment_id)
+
+
+def _set_experiment(config: TracingConfig) -> str | None:
+    import mlflow
+
+    try:
+        if config.experiment is None:
+            from mlflow.tracking.fluent import _get_experiment_id
+
+            return _get_experiment_id()
+        return mlflow.set_experiment(config.experiment).experiment_id
+    except Exception as e:  # an unreachable store must not stop the app from starting
+        logger.warning("genai_tracing: could not set experiment %r on %s (%s); tracing stays on "
+                       "and traces are exported when the store answers.", config.experiment,
+                       config.tracking_uri, e, exc_info=logger.isEnabledFor(logging.DEBUG))
+        return None
+
+
+def _teardown() -> None:
+    global _active, _autologged
+    from . import _processor
+
+    _processor.uninstall()
+    for name in _autologged:
+        flavor = importlib.import_module(f"mlflow.{PROVIDERS[name].autolog}")
+        with guarded(f"{name} autolog off"):
+            flavor.autolog(disable=True, silent=True)
+    _autologged = ()
+    _active = None

@@ -1,0 +1,83 @@
+"""``estimate_cost()``: the span pricing engine, callable from a notebook."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Mapping
+
+from ._usage import Usage
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """What a call would cost, and which price says so.
+
+    Money is ``Decimal`` (USD). When no price is known the costs are ``None`` and
+    ``unpriced_reason`` says why: an unknown price is never reported as 0.
+    """
+
+    model: str
+    input_cost: Decimal | None
+    output_cost: Decimal | None
+    source: str | None
+    price: Mapping[str, Any] | None = None
+    fallbacks: tuple[str, ...] = ()
+    unpriced_reason: str | None = None
+
+    @property
+    def total_cost(self) -> Decimal | None:
+        if self.input_cost is None or self.output_cost is None:
+            return None
+        return self.input_cost + self.output_cost
+
+
+def estimate_cost(
+    model: str,
+    *,
+    input_tokens: int,
+    output_tokens: int,
+    cached_input_tokens: int = 0,
+    cache_write_tokens: int = 0,
+    reasoning_tokens: int = 0,
+    image_input_tokens: int = 0,
+    image_output_tokens: int = 0,
+    images: int = 0,
+    provider: str | None = None,
+    prices: str | Mapping[str, Any] | None = None,
+    when: datetime | None = None,
+) -> CostEstimate:
+    """Price a call the way a traced span is priced: same precedence, same billing rules.
+
+    Token counts follow the span's usage model: ``input_tokens`` includes cached, cache-written
+    and image input; ``output_tokens`` includes reasoning and image output. Prices come from
+    ``prices`` (a file path or mapping) if given, else from the prices ``enable_tracing()``
+    loaded, else from ``GENAI_TRACING_PRICES``, then the catalogs::
+
+        >>> est = genai_tracing.estimate_cost("gpt-4o-mini", input_tokens=1000, output_tokens=200)
+        >>> est.total_cost, est.source
+        (Decimal('0.00027'), 'litellm')
+
+    Raises:
+        ConfigurationError: ``prices`` (or ``GENAI_TRACING_PRICES``) cannot be read.
+    """
+    from . import _processor
+    from ._enable import active_config
+    from ._pricing import PriceResolver, Unpriced, load_price_table
+    from .providers import Call
+
+    if prices is not None or active_config() is None:
+        resolver = PriceResolver(load_price_table(prices)[0])
+    else:
+        resolver = _processor.resolver()
+    usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens,
+                  cached_input_tokens=cached_input_tokens, cache_write_tokens=cache_write_tokens,
+                  reasoning_tokens=reasoning_tokens, image_input_tokens=image_input_tokens,
+                  image_output_tokens=image_output_tokens, images=images)
+    try:
+        cost, source, price = _processor.price_call(Call(provider, model, usage), resolver, when)
+    except Unpriced as e:
+        return CostEstimate(model, None, None, None, unpriced_reason=str(e))
+    return CostEstimate(model, cost.input_cost, cost.output_cost, source,
+                        price.describe() if price else None, cost.fallbacks)

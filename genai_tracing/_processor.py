@@ -1,0 +1,355 @@
+"""The span processor: usage and cost on each provider call's span, exact totals on each trace.
+
+MLflow runs it inside ``LiveSpan.end()``, before the span is exported, so whatever it writes is
+what every store, the UI and ``trace.info`` see.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from decimal import Decimal
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from . import providers as _providers
+from ._guard import internal_error, logger
+from ._pricing import Cost, Price, PriceResolver, Unpriced, compute_cost
+
+if TYPE_CHECKING:
+    from mlflow.entities import LiveSpan
+
+    from ._config import TracingConfig
+
+# MLflow's own keys (mlflow/tracing/constant.py), so the UI and trace.info read them.
+CHAT_USAGE = "mlflow.chat.tokenUsage"
+LLM_COST = "mlflow.llm.cost"
+MODEL = "mlflow.llm.model"
+MODEL_PROVIDER = "mlflow.llm.provider"
+TRACE_COST = "mlflow.trace.cost"
+TRACE_TOKEN_USAGE = "mlflow.trace.tokenUsage"
+
+# Ours.
+USAGE = "genai_tracing.usage"
+COST_SOURCE = "genai_tracing.cost.source"
+COST_PRICE = "genai_tracing.cost.price"
+COST_FALLBACKS = "genai_tracing.cost.fallbacks"
+UNPRICED = "genai_tracing.cost.unpriced"
+UNPRICED_REASON = "genai_tracing.cost.unpriced_reason"
+USAGE_FLAGS = "genai_tracing.usage.flags"
+COUNTED_ON = "genai_tracing.counted_on"
+TRACE_LLM_CALLS = "genai_tracing.llm_calls"
+TRACE_UNPRICED_CALLS = "genai_tracing.unpriced_calls"
+TRACE_COST_COMPLETE = "genai_tracing.cost.complete"
+_TRACE_FINISHED = "genai_tracing.finished"
+
+
+@dataclass
+class _State:
+    config: TracingConfig
+    resolver: PriceResolver
+    modules: tuple[ModuleType, ...]
+
+
+_state: _State | None = None
+_lock = threading.Lock()
+# Usage read off an inner span of a call, handed to the call's outermost span: trace -> span -> call.
+_handed_up: dict[str, dict[str, _providers.Call]] = {}
+_warned_unpriced: set[tuple[str | None, str | None]] = set()
+
+
+def preload(config: TracingConfig) -> None:
+    """Import now, in the caller's thread, what span processing and export would import later."""
+    import mlflow.tracing.export.mlflow_v3  # noqa: F401
+    import mlflow.tracing.utils  # noqa: F401
+    from mlflow.tracing.trace_manager import InMemoryTraceManager  # noqa: F401
+
+    _providers.load(config.providers)
+    if "litellm" in config.providers or _installed("litellm"):
+        import litellm  # noqa: F401  - MLflow's exporter imports it lazily otherwise
+    if _installed("genai_prices"):
+        from genai_prices import data_snapshot
+
+        data_snapshot.get_snapshot()
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def install(config: TracingConfig) -> None:
+    global _state
+    import mlflow.tracing
+
+    from mlflow.tracing.config import get_config
+
+    _state = _State(config, PriceResolver(config.price_table), _providers.load(config.providers))
+    current = list(get_config().span_processors)
+    if genai_tracing_span_processor not in current:
+        mlflow.tracing.configure(span_processors=[*current, genai_tracing_span_processor])
+
+
+def uninstall() -> None:
+    global _state
+    import mlflow.tracing
+
+    from mlflow.tracing.config import get_config
+
+    _state = None
+    current = list(get_config().span_processors)
+    if genai_tracing_span_processor in current:
+        mlflow.tracing.configure(
+            span_processors=[p for p in current if p is not genai_tracing_span_processor])
+    with _lock:
+        _handed_up.clear()
+
+
+def resolver() -> PriceResolver:
+    """The resolver in force (enabled prices), or one with no user prices."""
+    state = _state
+    return state.resolver if state else PriceResolver()
+
+
+def genai_tracing_span_processor(span: LiveSpan) -> None:
+    """Price each provider call span and total each trace; never raises."""
+    state = _state
+    if state is None:
+        return
+    try:
+        _process(span, state)
+    except Exception:
+        internal_error("span processing")
+
+
+def _process(span: LiveSpan, state: _State) -> None:
+    module = _owner(span, state.modules)
+    if module is not None:
+        call = module.extract(span)
+        outer = _enclosing_call(span, state.modules)
+        if outer is not None:
+            _hand_up(span, outer, call)
+        else:
+            _price_span(span, _merge(call, _take_handed_up(span)), state)
+    if span.parent_id is None:
+        _finish_trace(span.trace_id, root=span)
+    elif module is not None:
+        _refresh_finished_trace(span.trace_id)
+
+
+def _owner(span: Any, modules: tuple[ModuleType, ...]) -> ModuleType | None:
+    for module in modules:
+        if module.claims(span):
+            return module
+    return None
+
+
+def _enclosing_call(span: LiveSpan, modules: tuple[ModuleType, ...]) -> Any | None:
+    """The outermost enclosing span of the same provider call, if this span is nested in one."""
+    from mlflow.tracing.trace_manager import InMemoryTraceManager
+
+    manager = InMemoryTraceManager.get_instance()
+    outer = None
+    parent_id = span.parent_id
+    while parent_id:
+        parent = manager.get_span_from_id(span.trace_id, parent_id)
+        if parent is None:
+            break
+        if _owner(parent, modules) is not None:
+            outer = parent
+        parent_id = parent.parent_id
+    return outer
+
+
+def _hand_up(span: LiveSpan, outer: Any, call: _providers.Call) -> None:
+    # The same call must be counted once: the outermost span carries usage and cost, this one
+    # neither. An explicit null also stops the store from pricing it on its own.
+    span.set_attribute(CHAT_USAGE, None)
+    span.set_attribute(LLM_COST, None)
+    span.set_attribute(COUNTED_ON, outer.span_id)
+    if call.usage is not None and not call.usage.is_empty:
+        with _lock:
+            slot = _handed_up.setdefault(span.trace_id, {})
+            previous = slot.get(outer.span_id)
+            slot[outer.span_id] = _merge(call, previous) if previous else call
+
+
+def _take_handed_up(span: LiveSpan) -> _providers.Call | None:
+    with _lock:
+        slot = _handed_up.get(span.trace_id)
+        return slot.pop(span.span_id, None) if slot else None
+
+
+def _merge(own: _providers.Call, inner: _providers.Call | None) -> _providers.Call:
+    """The outer span's own reading, filled in from an inner span of the same call."""
+    if inner is None:
+        return own
+    usage = own.usage if own.usage is not None and not own.usage.is_empty else inner.usage
+    return replace(own, model=own.model or inner.model, usage=usage,
+                   reported_cost=own.reported_cost or inner.reported_cost)
+
+
+def _price_span(span: LiveSpan, call: _providers.Call, state: _State) -> None:
+    usage = call.usage
+    if call.model and not span.get_attribute(MODEL):
+        span.set_attribute(MODEL, call.model)
+    if not span.get_attribute(MODEL_PROVIDER):
+        span.set_attribute(MODEL_PROVIDER, call.provider)
+    if usage is None or usage.is_empty:
+        span.set_attribute(USAGE_FLAGS, ["missing"] + list(usage.flags if usage else ()))
+        _mark_unpriced(span, call, "the provider reported no usage for this call")
+        return
+    # Tokens and cost fail independently: the counts are written before any price is sought.
+    if usage.input_tokens is not None or usage.output_tokens is not None:
+        span.set_attribute(CHAT_USAGE, usage.token_usage_attribute())
+    span.set_attribute(USAGE, usage.breakdown_attribute())
+    if usage.flags:
+        span.set_attribute(USAGE_FLAGS, list(usage.flags))
+    if "malformed" in usage.flags or usage.input_tokens is None or usage.output_tokens is None:
+        _mark_unpriced(span, call, "the reported usage is incomplete or malformed")
+        return
+    try:
+        cost, source, price = price_call(call, state.resolver, _start_time(span))
+    except Unpriced as e:
+        _mark_unpriced(span, call, str(e))
+        return
+    span.set_attribute(LLM_COST, cost.as_attribute())
+    span.set_attribute(COST_SOURCE, source)
+    if price is not None:
+        span.set_attribute(COST_PRICE, price.describe())
+    if cost.fallbacks:
+        span.set_attribute(COST_FALLBACKS, list(cost.fallbacks))
+
+
+def price_call(call: _providers.Call, resolver: PriceResolver, when: datetime | None = None
+               ) -> tuple[Cost, str, Price | None]:
+    """Cost of a call by precedence: user price, provider-reported cost, catalogs."""
+    if call.usage is None:
+        raise Unpriced("no usage")
+    model = call.model
+    if not model:
+        if call.reported_cost is not None:
+            return call.reported_cost, "provider", None
+        raise Unpriced("the call names no model")
+    user_price = resolver.table.lookup(_candidates(model, call.provider), when or _now()) \
+        if resolver.table else None
+    if user_price is not None:
+        return compute_cost(call.usage, user_price), "user", user_price
+    if call.reported_cost is not None:
+        return call.reported_cost, "provider", None
+    price = resolver.resolve(model, call.provider, when)
+    if price is None:
+        raise Unpriced(f"no price known for model {model!r}")
+    return compute_cost(call.usage, price), price.source, price
+
+
+def _candidates(model: str, provider: str | None) -> list[str]:
+    from ._pricing import candidate_names
+
+    return candidate_names(model, provider)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _start_time(span: LiveSpan) -> datetime:
+    try:
+        return datetime.fromtimestamp(span.start_time_ns / 1e9, tz=timezone.utc)
+    except Exception:
+        return _now()
+
+
+def _mark_unpriced(span: LiveSpan, call: _providers.Call, reason: str) -> None:
+    span.set_attribute(LLM_COST, None)
+    span.set_attribute(UNPRICED, True)
+    span.set_attribute(UNPRICED_REASON, reason)
+    key = (call.provider, call.model)
+    with _lock:
+        if key in _warned_unpriced:
+            return
+        _warned_unpriced.add(key)
+    logger.warning(
+        "genai_tracing: %s call to model %r has no cost: %s. Its tokens are recorded and the "
+        "span is flagged %s. To price it, add the model to your price file "
+        "(GENAI_TRACING_PRICES or enable_tracing(prices=...)), e.g.\n"
+        "  [models.%s]\n  input_per_million = ...\n  output_per_million = ...",
+        call.provider, call.model, reason, UNPRICED, json.dumps(call.model or "<model>"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Trace totals
+
+
+def _finish_trace(trace_id: str, root: Any) -> None:
+    from mlflow.tracing.trace_manager import InMemoryTraceManager
+
+    with InMemoryTraceManager.get_instance().get_trace(trace_id) as trace:
+        if trace is None:
+            return
+        _write_totals(trace)
+        trace.info.request_metadata[_TRACE_FINISHED] = "true"
+    with _lock:
+        _handed_up.pop(trace_id, None)
+
+
+def _refresh_finished_trace(trace_id: str) -> None:
+    """A call span that ends after its trace's root (a background thread) still counts."""
+    from mlflow.tracing.trace_manager import InMemoryTraceManager
+
+    with InMemoryTraceManager.get_instance().get_trace(trace_id) as trace:
+        if trace is not None and trace.info.request_metadata.get(_TRACE_FINISHED):
+            _write_totals(trace)
+
+
+def _write_totals(trace: Any) -> None:
+    """Sum the trace's call spans on the client, so the stored total is exact and authoritative.
+
+    The tracking store keeps trace-level cost and usage given at trace creation and does not
+    re-aggregate them from span batches racing in from export threads.
+    """
+    spans = list(trace.span_dict.values())
+    children: dict[str | None, list[Any]] = {}
+    ids = {s.span_id for s in spans}
+    for s in spans:
+        children.setdefault(s.parent_id if s.parent_id in ids else None, []).append(s)
+    totals = {"input_cost": Decimal(0), "output_cost": Decimal(0), "total_cost": Decimal(0)}
+    tokens = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+    cache_tokens: dict[str, int] = {}
+    priced = calls = unpriced = 0
+    # Depth-first; a span's data counts unless an ancestor already counted (MLflow's own rule).
+    stack = [(s, False, False) for s in children.get(None, [])]
+    while stack:
+        s, cost_above, usage_above = stack.pop()
+        cost = s.get_attribute(LLM_COST)
+        usage = s.get_attribute(CHAT_USAGE)
+        has_cost = isinstance(cost, dict)
+        has_usage = isinstance(usage, dict)
+        if has_cost and not cost_above:
+            priced += 1
+            for key in totals:
+                totals[key] += Decimal(str(cost.get(key, 0) or 0))
+        if has_usage and not usage_above:
+            for key in tokens:
+                tokens[key] += int(usage.get(key, 0) or 0)
+            for key in ("cache_read_input_tokens", "cache_creation_input_tokens"):
+                if key in usage:
+                    cache_tokens[key] = cache_tokens.get(key, 0) + int(usage[key] or 0)
+        if s.get_attribute(UNPRICED):
+            unpriced += 1
+        if (has_cost or s.get_attribute(UNPRICED)) and not s.get_attribute(COUNTED_ON):
+            calls += 1
+        stack.extend((c, cost_above or has_cost, usage_above or has_usage)
+                     for c in children.get(s.span_id, []))
+    metadata = trace.info.request_metadata
+    if priced:
+        metadata[TRACE_COST] = json.dumps({k: float(v) for k, v in totals.items()})
+    if any(tokens.values()):
+        metadata[TRACE_TOKEN_USAGE] = json.dumps({**tokens, **cache_tokens})
+    if calls:
+        metadata[TRACE_LLM_CALLS] = str(calls)
+        metadata[TRACE_UNPRICED_CALLS] = str(unpriced)
+        metadata[TRACE_COST_COMPLETE] = "false" if unpriced else "true"

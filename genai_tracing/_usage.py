@@ -1,0 +1,111 @@
+"""One usage model for every provider: totals plus the parts each billed at its own rate."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Normalized token usage of one provider call.
+
+    ``input_tokens`` counts all input (cached, cache-written and image tokens included);
+    ``output_tokens`` counts all output (reasoning and image tokens included). The other token
+    fields are parts of those totals; ``images`` counts generated images.
+    """
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    image_input_tokens: int = 0
+    image_output_tokens: int = 0
+    images: int = 0
+    # Why the numbers may not be what the provider billed ("malformed", "estimated", ...).
+    flags: tuple[str, ...] = field(default=())
+
+    @property
+    def total_tokens(self) -> int:
+        return (self.input_tokens or 0) + (self.output_tokens or 0)
+
+    @property
+    def is_empty(self) -> bool:
+        return self.input_tokens is None and self.output_tokens is None and not self.images
+
+    def token_usage_attribute(self) -> dict[str, int]:
+        """MLflow's ``mlflow.chat.tokenUsage`` shape, so ``trace.info.token_usage`` sums right."""
+        out = {"input_tokens": self.input_tokens or 0, "output_tokens": self.output_tokens or 0,
+               "total_tokens": self.total_tokens}
+        if self.cached_input_tokens:
+            out["cache_read_input_tokens"] = self.cached_input_tokens
+        if self.cache_write_tokens:
+            out["cache_creation_input_tokens"] = self.cache_write_tokens
+        return out
+
+    def breakdown_attribute(self) -> dict[str, Any]:
+        """The ``genai_tracing.usage`` attribute: every part, zeros left out."""
+        data = asdict(self)
+        data["total_tokens"] = self.total_tokens
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in data.items()
+                if v not in (0, None, ())}
+
+
+class UsageReader:
+    """Reads token counts out of a provider's usage object, tolerating malformed values.
+
+    A missing, ``null``, non-numeric or negative count reads as absent (``None``) and the
+    resulting :class:`Usage` is flagged ``malformed`` instead of crashing or inventing zeros.
+    """
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self.malformed = False
+
+    def get(self, *path: str) -> int | None:
+        value: Any = self.source
+        for key in path:
+            if isinstance(value, dict):
+                value = value.get(key)
+            else:
+                value = getattr(value, key, None)
+            if value is None:
+                return None
+        return self._count(value)
+
+    def _count(self, value: Any) -> int | None:
+        if isinstance(value, bool):
+            self.malformed = True
+            return None
+        if isinstance(value, int):
+            if value < 0:
+                self.malformed = True
+                return None
+            return value
+        if isinstance(value, float) and value.is_integer() and value >= 0:
+            return int(value)
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value.strip())
+        self.malformed = True
+        return None
+
+    def flags(self, *extra: str) -> tuple[str, ...]:
+        return (("malformed",) if self.malformed else ()) + tuple(e for e in extra if e)
+
+
+def clamp_parts(usage: Usage) -> Usage:
+    """Parts can never exceed their totals; a provider that says so is flagged, not trusted."""
+    inp, out = usage.input_tokens, usage.output_tokens
+    flags = list(usage.flags)
+    parts_in = usage.cached_input_tokens + usage.cache_write_tokens + usage.image_input_tokens
+    parts_out = usage.image_output_tokens + usage.reasoning_tokens
+    bad = (inp is not None and parts_in > inp) or (out is not None and parts_out > out)
+    if bad and "malformed" not in flags:
+        flags.append("malformed")
+    if not bad:
+        return usage
+    from dataclasses import replace
+
+    return replace(usage, cached_input_tokens=0, cache_write_tokens=0, image_input_tokens=0,
+                   image_output_tokens=0, reasoning_tokens=0, flags=tuple(flags))

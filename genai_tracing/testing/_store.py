@@ -1,0 +1,128 @@
+"""A throwaway MLflow tracking store for tests: real sqlite, its own file, read back whole."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlflow.entities import Trace
+
+_template_lock = threading.Lock()
+_template: Path | None = None
+
+
+def _migrated_template() -> Path:
+    """An empty, fully migrated sqlite store, made once per process; copying it is ~1000x faster."""
+    global _template
+    with _template_lock:
+        if _template is None or not _template.exists():
+            from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+            folder = Path(tempfile.mkdtemp(prefix="genai-tracing-template-"))
+            path = folder / "template.db"
+            store = SqlAlchemyStore(f"sqlite:///{path}", str(folder / "artifacts"))
+            store.engine.dispose()
+            _template = path
+        return _template
+
+
+@dataclass
+class TemporaryStore:
+    """A real sqlite MLflow store in ``folder``, set as the tracking URI while in use.
+
+    Example::
+
+        with TemporaryStore.create(tmp_path) as store:
+            genai_tracing.enable_tracing()
+            client.chat.completions.create(...)
+            trace = store.last_trace()
+    """
+
+    folder: Path
+    uri: str
+    _previous_uri: str | None = field(default=None, repr=False)
+    _previous_experiment: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def create(cls, folder: str | Path | None = None) -> TemporaryStore:
+        folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="mlflow-"))
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "mlflow.db"
+        shutil.copyfile(_migrated_template(), path)
+        return cls(folder=folder, uri=f"sqlite:///{path}")
+
+    def __enter__(self) -> TemporaryStore:
+        import mlflow
+        from mlflow.tracking import fluent
+        from mlflow.tracking._tracking_service import utils
+
+        self._previous_uri = utils._tracking_uri
+        self._previous_experiment = fluent._active_experiment_id
+        fluent._active_experiment_id = None
+        mlflow.set_tracking_uri(self.uri)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import os
+
+        import mlflow
+        from mlflow.tracking import fluent
+
+        from .._enable import disable_tracing
+
+        disable_tracing()
+        self.flush()
+        fluent._active_experiment_id = self._previous_experiment
+        if self._previous_uri is None:
+            mlflow.set_tracking_uri(None)
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            mlflow.set_tracking_uri(self._previous_uri)
+
+    @staticmethod
+    def flush() -> None:
+        """Wait until every finished trace has been written (MLflow exports asynchronously)."""
+        import mlflow
+
+        mlflow.flush_trace_async_logging(terminate=False)
+
+    def experiment_ids(self) -> list[str]:
+        from mlflow import MlflowClient
+
+        return [e.experiment_id for e in MlflowClient(self.uri).search_experiments()]
+
+    def traces(self) -> list[Trace]:
+        """Every trace in the store, oldest first, as MLflow returns them (spans included)."""
+        from mlflow import MlflowClient
+
+        self.flush()
+        client = MlflowClient(self.uri)
+        found: list[Trace] = []
+        token = None
+        while True:
+            page = client.search_traces(locations=self.experiment_ids(), max_results=500,
+                                        page_token=token, order_by=["timestamp_ms ASC"])
+            found.extend(page)
+            token = page.token
+            if not token:
+                return found
+
+    def get_trace(self, trace_id: str) -> Trace:
+        from mlflow import MlflowClient
+
+        self.flush()
+        return MlflowClient(self.uri).get_trace(trace_id)
+
+    def last_trace(self) -> Trace:
+        """The trace of the most recent traced call in this process."""
+        import mlflow
+
+        trace_id = mlflow.get_last_active_trace_id()
+        if trace_id is None:
+            raise AssertionError("no trace has been recorded in this process")
+        return self.get_trace(trace_id)
