@@ -27,7 +27,9 @@ class Provider:
     name: str
     module: str  # what find_spec looks for; importing it is left to enable time
     pip_package: str
-    autolog: str  # the mlflow flavor whose autolog traces this SDK
+    # The mlflow flavor whose autolog traces this SDK; None where the provider module's own
+    # patch does it (LiteLLM's MLflow callback logs after the call, outside the caller's trace).
+    autolog: str | None
 
 
 # Adding a provider is one line here and one module under providers/.
@@ -35,7 +37,7 @@ PROVIDERS: dict[str, Provider] = {
     "openai": Provider("openai", "openai", "openai", "openai"),
     "anthropic": Provider("anthropic", "anthropic", "anthropic", "anthropic"),
     "gemini": Provider("gemini", "google.genai", "google-genai", "gemini"),
-    "litellm": Provider("litellm", "litellm", "litellm", "litellm"),
+    "litellm": Provider("litellm", "litellm", "litellm", None),
 }
 _PROVIDER_ALIASES = {"google-genai": "gemini", "google_genai": "gemini", "google.genai": "gemini"}
 

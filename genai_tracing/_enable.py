@@ -112,11 +112,16 @@ def _setup(config: TracingConfig) -> TracingConfig:
         mlflow.set_tracking_uri(config.tracking_uri)
     experiment_id = _set_experiment(config)
 
+    from . import providers
+
     autologged = []
-    for name in config.providers:
-        flavor = importlib.import_module(f"mlflow.{PROVIDERS[name].autolog}")
-        with guarded(f"{name} autolog"):
-            flavor.autolog(log_traces=True, silent=True)
+    for name, module in zip(config.providers, providers.load(config.providers)):
+        flavor = PROVIDERS[name].autolog
+        with guarded(f"{name} tracing on"):
+            if flavor is not None:
+                importlib.import_module(f"mlflow.{flavor}").autolog(log_traces=True, silent=True)
+            if hasattr(module, "patch"):
+                module.patch()
             autologged.append(name)
     _autologged = tuple(autologged)
     _processor.install(config)
@@ -145,9 +150,14 @@ def _teardown() -> None:
     from . import _processor
 
     _processor.uninstall()
-    for name in _autologged:
-        flavor = importlib.import_module(f"mlflow.{PROVIDERS[name].autolog}")
-        with guarded(f"{name} autolog off"):
-            flavor.autolog(disable=True, silent=True)
+    from . import providers
+
+    for name, module in zip(_autologged, providers.load(_autologged)):
+        flavor = PROVIDERS[name].autolog
+        with guarded(f"{name} tracing off"):
+            if hasattr(module, "unpatch"):
+                module.unpatch()
+            if flavor is not None:
+                importlib.import_module(f"mlflow.{flavor}").autolog(disable=True, silent=True)
     _autologged = ()
     _active = None

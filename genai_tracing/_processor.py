@@ -166,9 +166,9 @@ def _enclosing_call(span: LiveSpan, modules: tuple[ModuleType, ...]) -> Any | No
 
 def _hand_up(span: LiveSpan, outer: Any, call: _providers.Call) -> None:
     # The same call must be counted once: the outermost span carries usage and cost, this one
-    # neither. An explicit null also stops the store from pricing it on its own.
-    span.set_attribute(CHAT_USAGE, None)
-    span.set_attribute(LLM_COST, None)
+    # neither. Without usage the store does not price it on its own either.
+    _remove_attribute(span, CHAT_USAGE)
+    _remove_attribute(span, LLM_COST)
     span.set_attribute(COUNTED_ON, outer.span_id)
     if call.usage is not None and not call.usage.is_empty:
         with _lock:
@@ -234,16 +234,19 @@ def price_call(call: _providers.Call, resolver: PriceResolver, when: datetime | 
         if call.reported_cost is not None:
             return call.reported_cost, "provider", None
         raise Unpriced("the call names no model")
-    user_price = resolver.table.lookup(_candidates(model, call.provider), when or _now()) \
-        if resolver.table else None
-    if user_price is not None:
-        return compute_cost(call.usage, user_price), "user", user_price
+    names = [n for n in (model, call.requested_model) if n]
+    if resolver.table:
+        candidates = [c for n in names for c in _candidates(n, call.provider)]
+        user_price = resolver.table.lookup(list(dict.fromkeys(candidates)), when or _now())
+        if user_price is not None:
+            return compute_cost(call.usage, user_price), "user", user_price
     if call.reported_cost is not None:
         return call.reported_cost, "provider", None
-    price = resolver.resolve(model, call.provider, when)
-    if price is None:
-        raise Unpriced(f"no price known for model {model!r}")
-    return compute_cost(call.usage, price), price.source, price
+    for name in dict.fromkeys(names):
+        price = resolver.resolve(name, call.provider, when)
+        if price is not None:
+            return compute_cost(call.usage, price), price.source, price
+    raise Unpriced(f"no price known for model {model!r}")
 
 
 def _candidates(model: str, provider: str | None) -> list[str]:
@@ -263,8 +266,15 @@ def _start_time(span: LiveSpan) -> datetime:
         return _now()
 
 
+def _remove_attribute(span: Any, key: str) -> None:
+    """Drop an attribute before the span ends. A null would do, but MLflow's store rejects it."""
+    attributes = getattr(getattr(span, "_span", None), "_attributes", None)
+    if attributes is not None and key in attributes:
+        del attributes[key]
+
+
 def _mark_unpriced(span: LiveSpan, call: _providers.Call, reason: str) -> None:
-    span.set_attribute(LLM_COST, None)
+    _remove_attribute(span, LLM_COST)
     span.set_attribute(UNPRICED, True)
     span.set_attribute(UNPRICED_REASON, reason)
     key = (call.provider, call.model)

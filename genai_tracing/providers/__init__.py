@@ -16,8 +16,9 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from .._spans import CALL_ATTRIBUTE  # noqa: F401  - the attribute our own spans carry
 from .._usage import Usage
 
 if TYPE_CHECKING:
@@ -33,11 +34,39 @@ class Call:
     usage: Usage | None
     # A cost the provider itself put in the response (e.g. OpenRouter's ``usage.cost``).
     reported_cost: Cost | None = None
+    # The model name the request asked for, when the response names another (a dated snapshot,
+    # an Azure deployment): prices filed under either name apply.
+    requested_model: str | None = None
+
+
+def span_inputs(span: Any) -> dict[str, Any]:
+    value = span.inputs
+    return value if isinstance(value, dict) else {}
+
+
+def span_outputs(span: Any) -> Any:
+    return span.outputs
+
+
+def dig(value: Any, *path: str | int) -> Any:
+    """``value[path[0]][path[1]]...`` over dicts, lists and objects; ``None`` where it stops."""
+    for key in path:
+        if value is None:
+            return None
+        if isinstance(key, int):
+            value = value[key] if isinstance(value, (list, tuple)) and -len(value) <= key < len(value) \
+                else None
+        elif isinstance(value, dict):
+            value = value.get(key)
+        else:
+            value = getattr(value, key, None)
+    return value
+
+
+def text_model(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
 
 
 def load(names: tuple[str, ...]) -> tuple[ModuleType, ...]:
     return tuple(importlib.import_module(f"{__name__}.{name}") for name in names)
 
-
-# Span attribute our own patches put on the spans they create, naming the provider.
-CALL_ATTRIBUTE = "genai_tracing.call"

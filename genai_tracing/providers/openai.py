@@ -1,0 +1,72 @@
+"""OpenAI SDK: chat completions, Responses, embeddings and images, as MLflow autolog records them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._usage import Usage, UsageReader, clamp_parts
+from . import Call, dig, span_inputs, span_outputs, text_model
+
+NAME = "openai"
+
+# MLflow's openai autolog names each span after the SDK resource class it patched.
+_SPAN_NAMES = frozenset({
+    "Completions", "AsyncCompletions", "Responses", "AsyncResponses",
+    "Embeddings", "AsyncEmbeddings", "Images", "AsyncImages",
+})
+_MESSAGE_FORMAT = "mlflow.message.format"
+
+
+def claims(span: Any) -> bool:
+    if span.name not in _SPAN_NAMES:
+        return False
+    return span.get_attribute(_MESSAGE_FORMAT) == "openai" or span.span_type in (
+        "EMBEDDING", "TOOL")
+
+
+def extract(span: Any) -> Call:
+    out = span_outputs(span)
+    requested = text_model(span_inputs(span).get("model")) or text_model(span.get_attribute("model"))
+    model = text_model(dig(out, "model")) or requested
+    return Call(NAME, model, read_usage(out), requested_model=requested)
+
+
+def read_usage(response: Any) -> Usage | None:
+    """Usage of any OpenAI-shaped response (also LiteLLM's, which copies the chat shape)."""
+    raw = dig(response, "usage")
+    if raw is None:
+        return None
+    r = UsageReader(raw)
+    if dig(raw, "prompt_tokens") is not None or dig(raw, "completion_tokens") is not None:
+        # Chat completions and embeddings: prompt tokens include cached ones.
+        usage = Usage(
+            input_tokens=r.get("prompt_tokens"),
+            output_tokens=r.get("completion_tokens") or (0 if _is_embedding(response) else None),
+            cached_input_tokens=r.get("prompt_tokens_details", "cached_tokens") or 0,
+            reasoning_tokens=r.get("completion_tokens_details", "reasoning_tokens") or 0,
+            image_input_tokens=r.get("prompt_tokens_details", "image_tokens") or 0,
+            image_output_tokens=r.get("completion_tokens_details", "image_tokens") or 0,
+        )
+    else:
+        # Responses API and gpt-image-* image generation.
+        is_images = isinstance(dig(response, "data"), list)
+        output_tokens = r.get("output_tokens")
+        image_out = r.get("output_tokens_details", "image_tokens")
+        if is_images and image_out is None:
+            image_out = output_tokens  # images answers bill all output as image tokens
+        usage = Usage(
+            input_tokens=r.get("input_tokens"),
+            output_tokens=output_tokens,
+            cached_input_tokens=r.get("input_tokens_details", "cached_tokens") or 0,
+            reasoning_tokens=r.get("output_tokens_details", "reasoning_tokens") or 0,
+            image_input_tokens=r.get("input_tokens_details", "image_tokens") or 0,
+            image_output_tokens=image_out or 0,
+            images=len(dig(response, "data")) if is_images else 0,
+        )
+    from dataclasses import replace
+
+    return clamp_parts(replace(usage, flags=r.flags(*usage.flags)))
+
+
+def _is_embedding(response: Any) -> bool:
+    return dig(response, "object") == "list" and dig(response, "data", 0, "object") == "embedding"
