@@ -178,8 +178,13 @@ def resolve_tracking_uri(tracking_uri: str | None) -> tuple[str, str]:
     return str(mlflow.get_tracking_uri()), "default"
 
 
-def resolve_experiment(experiment: str | None, tracking_uri: str) -> tuple[str | None, str]:
-    """The experiment name; ``None`` means keep the one the user already chose in MLflow."""
+def resolve_experiment(experiment: str | None, tracking_uri: str, ours: str | None = None
+                       ) -> tuple[str | None, str]:
+    """The experiment name; ``None`` means keep the one the user already chose in MLflow.
+
+    ``ours`` is the experiment id a previous ``enable_tracing()`` set: MLflow remembers it like a
+    user's choice, but it must not count as one, or a repeated call would resolve differently.
+    """
     if experiment is not None:
         if not isinstance(experiment, str) or not experiment.strip():
             raise ConfigurationError("experiment", experiment, "must be a non-empty name",
@@ -189,8 +194,8 @@ def resolve_experiment(experiment: str | None, tracking_uri: str) -> tuple[str |
         return raw, ENV_EXPERIMENT
     from mlflow.tracking import fluent
 
-    if fluent._active_experiment_id or os.environ.get("MLFLOW_EXPERIMENT_NAME") or \
-            os.environ.get("MLFLOW_EXPERIMENT_ID"):
+    chosen = fluent._active_experiment_id or os.environ.get("MLFLOW_EXPERIMENT_ID")
+    if (chosen and chosen != ours) or os.environ.get("MLFLOW_EXPERIMENT_NAME"):
         return None, "mlflow"
     if tracking_uri.startswith("databricks"):
         return DEFAULT_DATABRICKS_EXPERIMENT, "default"

@@ -16,6 +16,8 @@ _lock = threading.RLock()
 _active: TracingConfig | None = None
 _autologged: tuple[str, ...] = ()
 _said_disabled = False
+# The (tracking URI, experiment id) enable_tracing() itself set, told apart from a user's choice.
+_our_experiment: tuple[str, str] | None = None
 
 
 def enable_tracing(
@@ -53,7 +55,9 @@ def enable_tracing(
 
         provider_names, providers_source = _config.resolve_providers(providers)
         uri, uri_source = _config.resolve_tracking_uri(tracking_uri)
-        experiment_name, experiment_source = _config.resolve_experiment(experiment, uri)
+        experiment_name, experiment_source = _config.resolve_experiment(
+            experiment, uri, ours=_our_experiment[1] if _our_experiment and _our_experiment[0] == uri
+            else None)
         from ._pricing import load_price_table
 
         table, prices_label, prices_source = load_price_table(prices)
@@ -130,6 +134,7 @@ def _setup(config: TracingConfig) -> TracingConfig:
 
 
 def _set_experiment(config: TracingConfig) -> str | None:
+    global _our_experiment
     import mlflow
 
     try:
@@ -137,7 +142,9 @@ def _set_experiment(config: TracingConfig) -> str | None:
             from mlflow.tracking.fluent import _get_experiment_id
 
             return _get_experiment_id()
-        return mlflow.set_experiment(config.experiment).experiment_id
+        experiment_id = mlflow.set_experiment(config.experiment).experiment_id
+        _our_experiment = (config.tracking_uri, experiment_id)
+        return experiment_id
     except Exception as e:  # an unreachable store must not stop the app from starting
         logger.warning("genai_tracing: could not set experiment %r on %s (%s); tracing stays on "
                        "and traces are exported when the store answers.", config.experiment,

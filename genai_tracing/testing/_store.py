@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import threading
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mlflow.entities import Trace
 
+_MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
 _template_lock = threading.Lock()
 _template: Path | None = None
 
@@ -47,6 +49,7 @@ class TemporaryStore:
     uri: str
     _previous_uri: str | None = field(default=None, repr=False)
     _previous_experiment: str | None = field(default=None, repr=False)
+    _previous_env: dict[str, str | None] = field(default_factory=dict, repr=False)
 
     @classmethod
     def create(cls, folder: str | Path | None = None) -> TemporaryStore:
@@ -63,13 +66,14 @@ class TemporaryStore:
 
         self._previous_uri = utils._tracking_uri
         self._previous_experiment = fluent._active_experiment_id
+        # mlflow.set_experiment() also exports the choice to the environment (for subprocesses);
+        # an experiment id from another store must not leak into this one.
+        self._previous_env = {k: os.environ.pop(k, None) for k in _MLFLOW_ENV}
         fluent._active_experiment_id = None
         mlflow.set_tracking_uri(self.uri)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        import os
-
         import mlflow
         from mlflow.tracking import fluent
 
@@ -78,11 +82,12 @@ class TemporaryStore:
         disable_tracing()
         self.flush()
         fluent._active_experiment_id = self._previous_experiment
-        if self._previous_uri is None:
-            mlflow.set_tracking_uri(None)
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            mlflow.set_tracking_uri(self._previous_uri)
+        mlflow.set_tracking_uri(self._previous_uri)
+        for key, value in self._previous_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
     @staticmethod
     def flush() -> None:
