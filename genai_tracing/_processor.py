@@ -91,6 +91,33 @@ def install(config: TracingConfig) -> None:
     current = list(get_config().span_processors)
     if genai_tracing_span_processor not in current:
         mlflow.tracing.configure(span_processors=[*current, genai_tracing_span_processor])
+    _survive_tracer_resets()
+
+
+def _survive_tracer_resets() -> None:
+    """Keep the processor installed when MLflow resets its tracing config.
+
+    ``mlflow.set_tracking_uri()`` (and other calls that re-create the tracer) reset the tracing
+    configuration to defaults, which would silently drop the processor and every cost after it.
+    """
+    import mlflow.tracing.provider as provider
+
+    reset_config = provider.reset_config
+    if getattr(reset_config, "__genai_tracing_original__", None) is not None:
+        return
+
+    def reset_config_keeping_genai_tracing() -> None:
+        reset_config()
+        if _state is not None:
+            try:
+                import mlflow.tracing
+
+                mlflow.tracing.configure(span_processors=[genai_tracing_span_processor])
+            except Exception:
+                internal_error("re-installing the span processor")
+
+    reset_config_keeping_genai_tracing.__genai_tracing_original__ = reset_config  # type: ignore
+    provider.reset_config = reset_config_keeping_genai_tracing
 
 
 def uninstall() -> None:

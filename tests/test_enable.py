@@ -384,3 +384,19 @@ def test_public_api():
 
     assert sorted(testing.__all__) == ["FakeProvider", "FakeUsage", "RecordedRequest",
                                        "TemporaryStore"]
+
+
+def test_changing_the_tracking_uri_after_enable_keeps_costs(mlflow_store, fake_provider,
+                                                            tmp_path):
+    # MLflow resets its tracing configuration (span processors included) on set_tracking_uri.
+    genai_tracing.enable_tracing(providers=["openai"])
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    mlflow.set_tracking_uri(other)
+    mlflow.set_experiment("other")
+
+    openai_client(fake_provider).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+    mlflow_store.flush()
+    trace = mlflow.MlflowClient(other).get_trace(mlflow.get_last_active_trace_id())
+    (span,) = llm_spans(trace)
+    assert span.attributes["genai_tracing.cost.source"] == "litellm"

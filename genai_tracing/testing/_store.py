@@ -90,10 +90,40 @@ class TemporaryStore:
                 os.environ[key] = value
 
     @staticmethod
-    def flush() -> None:
-        """Wait until every finished trace has been written (MLflow exports asynchronously)."""
+    def flush(timeout: float = 60.0) -> None:
+        """Wait until every finished trace has been written (MLflow exports asynchronously).
+
+        MLflow's own ``flush_trace_async_logging()`` restarts its worker threads and takes about
+        a second even with nothing queued; waiting for the queue to drain is as safe and fast.
+        """
+        import time
+
         import mlflow
 
+        try:
+            from mlflow.tracing.processor import base_mlflow
+            from mlflow.tracking.fluent import _get_trace_exporter
+
+            with base_mlflow._batch_processor_registry_lock:
+                processors = list(base_mlflow._batch_processor_registry)
+            exporters = {id(e): e for e in [_get_trace_exporter()] if e is not None}
+            for processor in processors:
+                with processor._pending_on_end_condition:
+                    processor._pending_on_end_condition.wait_for(
+                        lambda p=processor: p._pending_on_end_count == 0, timeout=timeout)
+                processor.force_flush(int(timeout * 1000))
+                exporters[id(processor.span_exporter)] = processor.span_exporter
+            deadline = time.monotonic() + timeout
+            for exporter in exporters.values():
+                if getattr(exporter, "_span_batcher", None) is not None:
+                    exporter._span_batcher.flush()
+                queue = getattr(exporter, "_async_queue", None)
+                while queue is not None and queue._queue.unfinished_tasks and \
+                        time.monotonic() < deadline:
+                    time.sleep(0.002)
+            return
+        except Exception:
+            pass  # MLflow's internals moved: fall back to the public, slower flush
         mlflow.flush_trace_async_logging(terminate=False)
 
     def experiment_ids(self) -> list[str]:
