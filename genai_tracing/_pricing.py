@@ -540,7 +540,10 @@ class PriceResolver:
             return self._cache[key]
         except KeyError:
             pass
-        price = litellm_price(model, provider) or genai_prices_price(model, provider, when)
+        from ._builtin_prices import builtin_price
+
+        price = litellm_price(model, provider) or genai_prices_price(model, provider, when) \
+            or builtin_price(model)
         with self._lock:
             if len(self._cache) > 4096:
                 self._cache.clear()

@@ -57,7 +57,7 @@ _state: _State | None = None
 _lock = threading.Lock()
 # Usage read off an inner span of a call, handed to the call's outermost span: trace -> span -> call.
 _handed_up: dict[str, dict[str, _providers.Call]] = {}
-_warned_unpriced: set[tuple[str | None, str | None]] = set()
+_warned_unpriced: set[tuple[str | None, str | None, bool]] = set()
 
 
 def preload(config: TracingConfig) -> None:
@@ -227,7 +227,8 @@ def _price_span(span: LiveSpan, call: _providers.Call, state: _State) -> None:
         span.set_attribute(MODEL_PROVIDER, call.provider)
     if usage is None or usage.is_empty:
         span.set_attribute(USAGE_FLAGS, ["missing"] + list(usage.flags if usage else ()))
-        _mark_unpriced(span, call, "the provider reported no usage for this call")
+        _mark_unpriced(span, call, "the provider reported no usage for this call",
+                       price_missing=False)
         return
     # Tokens and cost fail independently: the counts are written before any price is sought.
     if usage.input_tokens is not None or usage.output_tokens is not None:
@@ -236,7 +237,8 @@ def _price_span(span: LiveSpan, call: _providers.Call, state: _State) -> None:
     if usage.flags:
         span.set_attribute(USAGE_FLAGS, list(usage.flags))
     if "malformed" in usage.flags or usage.input_tokens is None or usage.output_tokens is None:
-        _mark_unpriced(span, call, "the reported usage is incomplete or malformed")
+        _mark_unpriced(span, call, "the reported usage is incomplete or malformed",
+                       price_missing=False)
         return
     try:
         cost, source, price = price_call(call, state.resolver, _start_time(span))
@@ -262,6 +264,8 @@ def price_call(call: _providers.Call, resolver: PriceResolver, when: datetime | 
             return call.reported_cost, "provider", None
         raise Unpriced("the call names no model")
     names = [n for n in (model, call.requested_model) if n]
+    if call.variant:
+        names = [f"{n}/{call.variant}" for n in names] + names
     if resolver.table:
         candidates = [c for n in names for c in _candidates(n, call.provider)]
         user_price = resolver.table.lookup(list(dict.fromkeys(candidates)), when or _now())
@@ -300,21 +304,37 @@ def _remove_attribute(span: Any, key: str) -> None:
         del attributes[key]
 
 
-def _mark_unpriced(span: LiveSpan, call: _providers.Call, reason: str) -> None:
+def _mark_unpriced(span: LiveSpan, call: _providers.Call, reason: str, *,
+                   price_missing: bool = True) -> None:
     _remove_attribute(span, LLM_COST)
     span.set_attribute(UNPRICED, True)
     span.set_attribute(UNPRICED_REASON, reason)
-    key = (call.provider, call.model)
+    key = (call.provider, call.model, price_missing)
     with _lock:
         if key in _warned_unpriced:
             return
         _warned_unpriced.add(key)
-    logger.warning(
-        "genai_tracing: %s call to model %r has no cost: %s. Its tokens are recorded and the "
-        "span is flagged %s. To price it, add the model to your price file "
-        "(GENAI_TRACING_PRICES or enable_tracing(prices=...)), e.g.\n"
-        "  [models.%s]\n  input_per_million = ...\n  output_per_million = ...",
-        call.provider, call.model, reason, UNPRICED, json.dumps(call.model or "<model>"))
+    if price_missing:
+        logger.warning(
+            "genai_tracing: %s call to model %r has no cost: %s. Its tokens are recorded and "
+            "the span is flagged %s. To price it, add the model to your price file "
+            "(GENAI_TRACING_PRICES or enable_tracing(prices=...)), e.g.\n"
+            "  [models.%s]\n  input_per_million = ...\n  output_per_million = ...",
+            call.provider, call.model, reason, UNPRICED, json.dumps(call.model or "<model>"))
+    else:
+        logger.warning(
+            "genai_tracing: %s call to model %r has no cost: %s. The span is flagged %s and "
+            "its trace total is marked incomplete.%s", call.provider, call.model, reason,
+            UNPRICED, _USAGE_HINTS.get(call.provider, ""))
+
+
+# What makes a provider report usage where it does not by default.
+_USAGE_HINTS = {
+    "openai": " OpenAI streams report usage only when the request sets "
+              "stream_options={'include_usage': True}.",
+    "litellm": " Streams report usage only when the request sets "
+               "stream_options={'include_usage': True}.",
+}
 
 
 # ---------------------------------------------------------------------------------------------

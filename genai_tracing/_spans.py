@@ -124,3 +124,256 @@ def wrap_call(original: Callable[..., Any], *, name: str, span_type: str, provid
 
 def original_of(function: Any) -> Any:
     return getattr(function, "__genai_tracing_original__", function)
+
+
+def patch_method(owner: Any, name: str, make: Callable[[Any], Any]) -> None:
+    """Replace ``owner.name`` with ``make(current)``, once; ``unpatch_method`` restores it."""
+    current = owner.__dict__.get(name) if isinstance(owner, type) else getattr(owner, name, None)
+    if current is None or original_of(current) is not current:
+        return
+    wrapper = make(current)
+    wrapper.__genai_tracing_original__ = current
+    setattr(owner, name, wrapper)
+
+
+def unpatch_method(owner: Any, name: str) -> None:
+    current = owner.__dict__.get(name) if isinstance(owner, type) else getattr(owner, name, None)
+    if current is not None and original_of(current) is not current:
+        setattr(owner, name, original_of(current))
+
+
+# ---------------------------------------------------------------------------------------------
+# Streams: the span ends exactly once, on exhaustion, error, close()/exit, or when dropped.
+
+
+class StreamObserver:
+    """Running totals of one stream; subclasses read their SDK's items. Never keeps the items."""
+
+    def __init__(self, span: CallSpan) -> None:
+        self.span = span
+        self.done = False
+
+    def item(self, item: Any) -> None:  # pragma: no cover - overridden
+        pass
+
+    def outputs(self) -> Any:  # pragma: no cover - overridden
+        return None
+
+    def observe(self, item: Any) -> None:
+        try:
+            self.item(item)
+        except Exception:
+            internal_error(f"{self.span.span.name} stream item")
+
+    def finish(self, error: BaseException | None = None, complete: bool = True) -> None:
+        if self.done:
+            return
+        self.done = True
+        try:
+            outputs = self.outputs()
+        except Exception:
+            internal_error(f"{self.span.span.name} stream outputs")
+            outputs = None
+        extra = None if complete else {"genai_tracing.stream.incomplete": True}
+        self.span.end(outputs=outputs, error=error, attributes=extra)
+
+    def abandon(self) -> None:
+        """The user stopped early (or dropped the stream): keep what was seen, mark incomplete."""
+        self.finish(complete=False)
+
+    def entered(self, value: Any) -> Any:
+        """What ``__enter__`` returned (a stream manager's stream); returned to the user as is."""
+        return value
+
+
+def observe_generator(generator: Any, observer: StreamObserver) -> Any:
+    """A generator yielding exactly what ``generator`` yields, reporting to ``observer``."""
+    import inspect
+    import weakref
+
+    if inspect.isasyncgen(generator):
+        async def observed_async() -> Any:
+            try:
+                async for item in generator:
+                    observer.observe(item)
+                    yield item
+            except GeneratorExit:
+                observer.abandon()
+                raise
+            except BaseException as e:
+                observer.finish(error=e)
+                raise
+            observer.finish()
+
+        wrapped = observed_async()
+    else:
+        def observed() -> Any:
+            try:
+                for item in generator:
+                    observer.observe(item)
+                    yield item
+            except GeneratorExit:
+                observer.abandon()
+                raise
+            except BaseException as e:
+                observer.finish(error=e)
+                raise
+            observer.finish()
+
+        wrapped = observed()
+    weakref.finalize(wrapped, observer.abandon)
+    return wrapped
+
+
+_observed_classes: dict[type, type] = {}
+_OBSERVER = "_genai_tracing_observer"
+
+
+def observe_stream_object(stream: Any, observer: StreamObserver) -> Any:
+    """Make an SDK stream object report to ``observer``; it stays an instance of its class.
+
+    The object's class is swapped for a subclass that wraps the iteration protocol (and
+    ``close``/context exit), so ``isinstance`` checks, attributes and helper methods all keep
+    working. Iterating yields the very items the SDK yields.
+    """
+    import weakref
+
+    cls = type(stream)
+    observed = _observed_classes.get(cls)
+    if observed is None:
+        observed = _observed_classes[cls] = _observed_subclass(cls)
+    setattr(stream, _OBSERVER, observer)
+    stream.__class__ = observed
+    try:
+        weakref.finalize(stream, observer.abandon)
+    except TypeError:
+        pass  # not weak-referenceable: the span then ends on exhaustion, error or close only
+    return stream
+
+
+def _observed_subclass(cls: type) -> type:
+    namespace: dict[str, Any] = {"__module__": cls.__module__, "__qualname__": cls.__qualname__}
+
+    def observer_of(self: Any) -> StreamObserver | None:
+        return self.__dict__.get(_OBSERVER)
+
+    if hasattr(cls, "__next__"):
+        def __next__(self: Any) -> Any:
+            observer = observer_of(self)
+            try:
+                item = cls.__next__(self)
+            except StopIteration:
+                if observer:
+                    observer.finish()
+                raise
+            except BaseException as e:
+                if observer:
+                    observer.finish(error=e)
+                raise
+            if observer:
+                observer.observe(item)
+            return item
+        namespace["__next__"] = __next__
+
+    if hasattr(cls, "__iter__"):
+        def __iter__(self: Any) -> Any:
+            observer = observer_of(self)
+            iterator = cls.__iter__(self)
+            if observer is None or iterator is self:
+                return iterator
+            return observe_generator(_as_generator(iterator), observer)
+        namespace["__iter__"] = __iter__
+
+    if hasattr(cls, "__anext__"):
+        async def __anext__(self: Any) -> Any:
+            observer = observer_of(self)
+            try:
+                item = await cls.__anext__(self)
+            except StopAsyncIteration:
+                if observer:
+                    observer.finish()
+                raise
+            except BaseException as e:
+                if observer:
+                    observer.finish(error=e)
+                raise
+            if observer:
+                observer.observe(item)
+            return item
+        namespace["__anext__"] = __anext__
+
+    if hasattr(cls, "__aiter__"):
+        def __aiter__(self: Any) -> Any:
+            observer = observer_of(self)
+            iterator = cls.__aiter__(self)
+            if observer is None or iterator is self:
+                return iterator
+            return observe_generator(_as_async_generator(iterator), observer)
+        namespace["__aiter__"] = __aiter__
+
+    if hasattr(cls, "__enter__"):
+        def __enter__(self: Any) -> Any:
+            value = cls.__enter__(self)
+            observer = observer_of(self)
+            if observer is None:
+                return value
+            try:
+                return observer.entered(value)
+            except Exception:
+                internal_error("stream enter")
+                return value
+        namespace["__enter__"] = __enter__
+
+    if hasattr(cls, "__aenter__"):
+        async def __aenter__(self: Any) -> Any:
+            value = await cls.__aenter__(self)
+            observer = observer_of(self)
+            if observer is None:
+                return value
+            try:
+                return observer.entered(value)
+            except Exception:
+                internal_error("stream enter")
+                return value
+        namespace["__aenter__"] = __aenter__
+
+    for name in ("close", "__exit__"):
+        if hasattr(cls, name):
+            namespace[name] = _ending(cls, name)
+    for name in ("aclose", "close_async", "__aexit__"):
+        if hasattr(cls, name):
+            namespace[name] = _ending_async(cls, name)
+    return type(cls.__name__, (cls,), namespace)
+
+
+def _ending(cls: type, name: str) -> Any:
+    method = getattr(cls, name)
+
+    def ending(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            if (observer := self.__dict__.get(_OBSERVER)) is not None:
+                observer.abandon()
+    return ending
+
+
+def _ending_async(cls: type, name: str) -> Any:
+    method = getattr(cls, name)
+
+    async def ending(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await method(self, *args, **kwargs)
+        finally:
+            if (observer := self.__dict__.get(_OBSERVER)) is not None:
+                observer.abandon()
+    return ending
+
+
+def _as_generator(iterator: Any) -> Any:
+    yield from iterator
+
+
+async def _as_async_generator(iterator: Any) -> Any:
+    async for item in iterator:
+        yield item

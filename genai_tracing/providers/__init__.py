@@ -37,6 +37,9 @@ class Call:
     # The model name the request asked for, when the response names another (a dated snapshot,
     # an Azure deployment): prices filed under either name apply.
     requested_model: str | None = None
+    # A price variant within the model, for per-image prices ("hd/1024x1792"): prices filed
+    # under "<model>/<variant>" apply before those filed under the model alone.
+    variant: str | None = None
 
 
 def span_inputs(span: Any) -> dict[str, Any]:

@@ -1,10 +1,14 @@
-"""google-genai SDK: ``generate_content`` and ``embed_content``, as MLflow autolog records them."""
+"""google-genai SDK: ``generate_content``, ``embed_content`` (MLflow autolog), and the calls it
+misses: ``generate_content_stream`` and ``generate_images`` (sync and ``client.aio``), wrapped here.
+"""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any
 
+from .._spans import CALL_ATTRIBUTE, CallSpan, StreamObserver, observe_generator, \
+    patch_method, unpatch_method, wrap_call
 from .._usage import Usage, UsageReader, clamp_parts
 from . import Call, dig, span_inputs, span_outputs, text_model
 
@@ -16,6 +20,8 @@ _METHODS = ("generate_content", "_generate_content", "embed_content", "send_mess
 
 
 def claims(span: Any) -> bool:
+    if span.get_attribute(CALL_ATTRIBUTE) == NAME:
+        return True
     return span.get_attribute(_MESSAGE_FORMAT) == "gemini" and span.name.rsplit(".", 1)[-1] in \
         _METHODS
 
@@ -29,7 +35,11 @@ def extract(span: Any) -> Call:
     model = text_model(dig(out, "model_version")) or text_model(dig(out, "modelVersion")) or \
         requested
     metadata = dig(out, "usage_metadata") or dig(out, "usageMetadata")
-    return Call(NAME, model, read_usage(metadata, out), requested_model=requested)
+    usage = read_usage(metadata, out)
+    if usage is None and isinstance(dig(out, "generated_images"), list):
+        # Imagen bills per image and reports no tokens.
+        usage = Usage(input_tokens=0, output_tokens=0, images=len(dig(out, "generated_images")))
+    return Call(NAME, model, usage, requested_model=requested)
 
 
 def _key(raw: Any, snake: str) -> Any:
@@ -62,7 +72,9 @@ def read_usage(metadata: Any, response: Any = None) -> Usage | None:
     tool_prompt = r.get("tool_use_prompt_token_count") or 0
     candidates = r.get("candidates_token_count")
     thoughts = r.get("thoughts_token_count") or 0
-    output = None if candidates is None and not thoughts else (candidates or 0) + thoughts
+    # Gemini leaves zero counts out: next to a prompt count, a missing answer count is 0.
+    output = None if candidates is None and not thoughts and prompt is None \
+        else (candidates or 0) + thoughts
     if output is None and _is_embedding(response):
         output = 0
     usage = Usage(
@@ -89,3 +101,73 @@ def _inline_images(response: Any) -> int:
             if blob is not None and str(_key(blob, "mime_type") or "").startswith("image/"):
                 count += 1
     return count
+
+
+# ---------------------------------------------------------------------------------------------
+# The patch: the calls MLflow autolog leaves without a span.
+
+
+def _classes() -> list[type]:
+    from google.genai.models import AsyncModels, Models
+
+    return [Models, AsyncModels]
+
+
+def patch() -> None:
+    for cls in _classes():
+        patch_method(cls, "generate_content_stream", lambda original, cls=cls: wrap_call(
+            original, name=f"{cls.__name__}.generate_content_stream", span_type="LLM",
+            provider=NAME, inputs=_inputs, finish=_finish_stream))
+        patch_method(cls, "generate_images", lambda original, cls=cls: wrap_call(
+            original, name=f"{cls.__name__}.generate_images", span_type="LLM", provider=NAME,
+            inputs=_inputs, finish=_finish_images))
+
+
+def unpatch() -> None:
+    for cls in _classes():
+        unpatch_method(cls, "generate_content_stream")
+        unpatch_method(cls, "generate_images")
+
+
+def _inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    recorded = {k: kwargs[k] for k in ("model", "contents", "prompt", "config") if k in kwargs}
+    if isinstance(recorded.get("model"), str) and recorded["model"].startswith("models/"):
+        recorded["model"] = recorded["model"][len("models/"):]
+    return recorded
+
+
+def _finish_images(span: CallSpan, result: Any, kwargs: dict[str, Any]) -> Any:
+    span.end(outputs=result)
+    return result
+
+
+def _finish_stream(span: CallSpan, stream: Any, kwargs: dict[str, Any]) -> Any:
+    return observe_generator(stream, _ChunkTotals(span))
+
+
+class _ChunkTotals(StreamObserver):
+    """Gemini repeats the running usage on chunks; the last one seen is the call's usage."""
+
+    def __init__(self, span: CallSpan) -> None:
+        super().__init__(span)
+        self.model_version: str | None = None
+        self.usage: Any = None
+        self.text: list[str] = []
+        self.images = 0
+
+    def item(self, chunk: Any) -> None:
+        self.model_version = dig(chunk, "model_version") or self.model_version
+        if (usage := dig(chunk, "usage_metadata")) is not None:
+            self.usage = usage.model_dump(mode="json") if hasattr(usage, "model_dump") else usage
+        for part in dig(chunk, "candidates", 0, "content", "parts") or ():
+            if (text := dig(part, "text")) and not dig(part, "thought"):
+                self.text.append(str(text))
+            if dig(part, "inline_data") is not None:
+                self.images += 1
+
+    def outputs(self) -> Any:
+        parts: list[dict[str, Any]] = [{"text": "".join(self.text)}]
+        # Generated images are counted, not kept: a placeholder per image, no bytes.
+        parts += [{"inline_data": {"mime_type": "image/*"}} for _ in range(self.images)]
+        return {"model_version": self.model_version, "usage_metadata": self.usage,
+                "candidates": [{"content": {"role": "model", "parts": parts}}]}

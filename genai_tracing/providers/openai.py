@@ -26,22 +26,43 @@ def claims(span: Any) -> bool:
 
 def extract(span: Any) -> Call:
     out = span_outputs(span)
-    requested = text_model(span_inputs(span).get("model")) or text_model(span.get_attribute("model"))
+    inputs = span_inputs(span)
+    requested = text_model(inputs.get("model")) or text_model(span.get_attribute("model"))
     model = text_model(dig(out, "model")) or requested
-    return Call(NAME, model, read_usage(out), requested_model=requested)
+    return Call(NAME, model, read_usage(out), requested_model=requested,
+                variant=image_variant(model, inputs))
+
+
+def image_variant(model: str | None, inputs: Any) -> str | None:
+    """DALL-E bills per image by quality and size; gpt-image-* report tokens instead."""
+    if not model or not model.lower().startswith("dall-e"):
+        return None
+    quality = str(dig(inputs, "quality") or "standard").lower()
+    if quality in ("auto", "medium", "low", "high") or model.lower().startswith("dall-e-2"):
+        quality = "hd" if quality == "high" and model.lower().startswith("dall-e-3") else \
+            "standard"
+    size = str(dig(inputs, "size") or "1024x1024").lower()
+    return f"{quality}/{size}"
 
 
 def read_usage(response: Any) -> Usage | None:
     """Usage of any OpenAI-shaped response (also LiteLLM's, which copies the chat shape)."""
     raw = dig(response, "usage")
     if raw is None:
+        images = dig(response, "data")
+        if isinstance(images, list) and images and dig(images, 0, "object") != "embedding":
+            # DALL-E answers carry no usage: no tokens are billed, only images.
+            return Usage(input_tokens=0, output_tokens=0, images=len(images))
         return None
     r = UsageReader(raw)
     if dig(raw, "prompt_tokens") is not None or dig(raw, "completion_tokens") is not None:
         # Chat completions and embeddings: prompt tokens include cached ones.
+        completion = r.get("completion_tokens")
+        if completion is None and _is_embedding(response):
+            completion = 0  # embeddings report no completion tokens; a reported 0 stays 0
         usage = Usage(
             input_tokens=r.get("prompt_tokens"),
-            output_tokens=r.get("completion_tokens") or (0 if _is_embedding(response) else None),
+            output_tokens=completion,
             cached_input_tokens=r.get("prompt_tokens_details", "cached_tokens") or 0,
             reasoning_tokens=r.get("completion_tokens_details", "reasoning_tokens") or 0,
             image_input_tokens=r.get("prompt_tokens_details", "image_tokens") or 0,
