@@ -15,6 +15,7 @@ import os
 # told before anything imports it. A user's own choice (any value already set) is kept.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+from ._attribution import attribute  # noqa: E402
 from ._config import TracingConfig  # noqa: E402
 from ._enable import active_config, disable_tracing, enable_tracing  # noqa: E402
 from ._errors import ConfigurationError  # noqa: E402
@@ -27,6 +28,7 @@ __all__ = [
     "CostEstimate",
     "TracingConfig",
     "active_config",
+    "attribute",
     "disable_tracing",
     "enable_tracing",
     "estimate_cost",

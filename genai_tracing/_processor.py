@@ -304,9 +304,29 @@ def _remove_attribute(span: Any, key: str) -> None:
         del attributes[key]
 
 
+def _store_would_price(span: Any) -> bool:
+    """Whether MLflow would put its own price on this span (it asks LiteLLM, as the store does)."""
+    usage, model = span.get_attribute(CHAT_USAGE), span.get_attribute(MODEL)
+    if not isinstance(usage, dict) or not model:
+        return False
+    from mlflow.tracing.utils import calculate_cost_by_model_and_token_usage
+
+    try:
+        return bool(calculate_cost_by_model_and_token_usage(
+            model, usage, span.get_attribute(MODEL_PROVIDER)))
+    except Exception:
+        return True  # when in doubt, block a price we did not compute
+
+
 def _mark_unpriced(span: LiveSpan, call: _providers.Call, reason: str, *,
                    price_missing: bool = True) -> None:
-    _remove_attribute(span, LLM_COST)
+    if _store_would_price(span):
+        # MLflow's store prices a span that has usage and a model but no cost attribute, with
+        # LiteLLM's text rates: exactly the wrong number this span refuses to show (image tokens
+        # as text, malformed counts). An empty cost carries no amount and stops it.
+        span.set_attribute(LLM_COST, {})
+    else:
+        _remove_attribute(span, LLM_COST)
     span.set_attribute(UNPRICED, True)
     span.set_attribute(UNPRICED_REASON, reason)
     key = (call.provider, call.model, price_missing)
@@ -348,6 +368,12 @@ def _finish_trace(trace_id: str, root: Any) -> None:
         if trace is None:
             return
         _write_totals(trace)
+        try:
+            from ._attribution import annotate_trace
+
+            annotate_trace(trace, root)
+        except Exception:
+            internal_error("trace attribution")
         trace.info.request_metadata[_TRACE_FINISHED] = "true"
     with _lock:
         _handed_up.pop(trace_id, None)
@@ -383,7 +409,7 @@ def _write_totals(trace: Any) -> None:
         s, cost_above, usage_above = stack.pop()
         cost = s.get_attribute(LLM_COST)
         usage = s.get_attribute(CHAT_USAGE)
-        has_cost = isinstance(cost, dict)
+        has_cost = isinstance(cost, dict) and "total_cost" in cost
         has_usage = isinstance(usage, dict)
         if has_cost and not cost_above:
             priced += 1

@@ -25,6 +25,11 @@ class CallSpan:
         self.span = mlflow.start_span_no_context(
             name=name, span_type=span_type, inputs=inputs,
             attributes={CALL_ATTRIBUTE: provider, "mlflow.llm.provider": provider})
+        from ._attribution import SPAN_ATTRIBUTION, current
+
+        if (attribution := current()) is not None:
+            # A stream may end outside the attribute() block it started in.
+            self.span.set_attribute(SPAN_ATTRIBUTION, attribution.as_json())
         self._token = set_span_in_context(self.span)
         self._ended = False
 

@@ -375,7 +375,7 @@ def test_import_is_cheap(tmp_path):
 
 def test_public_api():
     assert sorted(genai_tracing.__all__) == sorted([
-        "ConfigurationError", "CostEstimate", "TracingConfig", "active_config",
+        "ConfigurationError", "CostEstimate", "TracingConfig", "active_config", "attribute",
         "disable_tracing", "enable_tracing", "estimate_cost",
     ])
     for name in genai_tracing.__all__:
