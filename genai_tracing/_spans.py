@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 from typing import Any, Callable
 
 from ._guard import internal_error
@@ -55,6 +56,7 @@ class CallSpan:
 
             for key, value in (attributes or {}).items():
                 self.span.set_attribute(key, value)
+            _end_open_descendants(self.span)
             if error is not None:
                 self.span.add_event(SpanEvent.from_exception(error))
                 self.span.end(outputs=outputs, status=SpanStatusCode.ERROR)
@@ -62,6 +64,28 @@ class CallSpan:
                 self.span.end(outputs=outputs)
         except Exception:
             internal_error("span end")
+
+
+def _end_open_descendants(span: Any) -> None:
+    """End spans still open under ``span``: an SDK's own span of a stream the user abandoned
+    (MLflow's OpenAI stream hook ends its span only on exhaustion) would otherwise keep the
+    whole trace from ever being exported."""
+    from mlflow.tracing.trace_manager import InMemoryTraceManager
+
+    with InMemoryTraceManager.get_instance().get_trace(span.trace_id) as trace:
+        if trace is None:
+            return
+        spans = list(trace.span_dict.values())
+    parents = {s.span_id: s.parent_id for s in spans}
+    for other in spans:
+        if other.span_id == span.span_id or other.end_time_ns is not None:
+            continue
+        ancestor = parents.get(other.span_id)
+        while ancestor and ancestor != span.span_id:
+            ancestor = parents.get(ancestor)
+        if ancestor == span.span_id:
+            other.set_attribute("genai_tracing.stream.incomplete", True)
+            other.end()
 
 
 def _start(name: str, span_type: str, provider: str, inputs: dict[str, Any]) -> CallSpan | None:
@@ -120,6 +144,18 @@ def wrap_call(original: Callable[..., Any], *, name: str, span_type: str, provid
         except BaseException as e:
             if span is not None:
                 span.end(error=e)
+            raise
+        if span is not None and inspect.iscoroutine(result):
+            # An async method behind a sync decorator: the call happens when it is awaited.
+            span.detach()
+            return _awaited(span, result, kwargs)
+        return complete(span, result, kwargs)
+
+    async def _awaited(span: CallSpan, pending: Any, kwargs: dict[str, Any]) -> Any:
+        try:
+            result = await pending
+        except BaseException as e:
+            span.end(error=e)
             raise
         return complete(span, result, kwargs)
 
@@ -351,6 +387,17 @@ def _observed_subclass(cls: type) -> type:
     return type(cls.__name__, (cls,), namespace)
 
 
+def _closed(observer: StreamObserver | None) -> None:
+    if observer is None:
+        return
+    # An SDK that closes its stream while handling an error (LiteLLM does) ends it with that error.
+    handling = sys.exc_info()[1]
+    if isinstance(handling, Exception):
+        observer.finish(error=handling)
+    else:
+        observer.abandon()
+
+
 def _ending(cls: type, name: str) -> Any:
     method = getattr(cls, name)
 
@@ -358,8 +405,7 @@ def _ending(cls: type, name: str) -> Any:
         try:
             return method(self, *args, **kwargs)
         finally:
-            if (observer := self.__dict__.get(_OBSERVER)) is not None:
-                observer.abandon()
+            _closed(self.__dict__.get(_OBSERVER))
     return ending
 
 
@@ -370,8 +416,7 @@ def _ending_async(cls: type, name: str) -> Any:
         try:
             return await method(self, *args, **kwargs)
         finally:
-            if (observer := self.__dict__.get(_OBSERVER)) is not None:
-                observer.abandon()
+            _closed(self.__dict__.get(_OBSERVER))
     return ending
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from .._guard import internal_error
-from .._spans import CALL_ATTRIBUTE, CallSpan, original_of, wrap_call
+from .._spans import CALL_ATTRIBUTE, CallSpan, StreamObserver, observe_stream_object, \
+    original_of, wrap_call
 from .._usage import Usage, UsageReader, clamp_parts
 from . import Call, dig, span_inputs, span_outputs, text_model
 from .openai import read_usage as read_openai_usage
@@ -49,7 +49,11 @@ def provider_of(model: str | None) -> str:
 
 
 def _qualified(model: str | None, provider: str) -> str | None:
-    # LiteLLM answers with the bare name ("claude-sonnet-4-5"); the price is filed under either.
+    # The model as the provider names it: LiteLLM's routing prefix ("openai/") is not part of it.
+    if model and provider != NAME and model.lower().startswith(f"{provider}/"):
+        return model.split("/", 1)[1]
+    if model and model.split("/", 1)[0].lower() in _PROVIDERS and "/" in model:
+        return model.split("/", 1)[1]
     return model
 
 
@@ -105,73 +109,30 @@ def _finish(span: CallSpan, result: Any, kwargs: dict[str, Any]) -> Any:
     return result
 
 
-class _StreamTotals:
+class _StreamTotals(StreamObserver):
     """What a stream has shown so far: running totals and the text, never the chunks."""
 
     def __init__(self, span: CallSpan) -> None:
-        self.span = span
+        super().__init__(span)
         self.model: str | None = None
         self.usage: Any = None
         self.text: list[str] = []
         self.finish_reason: Any = None
 
-    def add(self, chunk: Any) -> None:
-        try:
-            self.model = dig(chunk, "model") or self.model
-            if (usage := dig(chunk, "usage")) is not None:
-                self.usage = usage.model_dump() if hasattr(usage, "model_dump") else usage
-            if (delta := dig(chunk, "choices", 0, "delta", "content")) is not None:
-                self.text.append(str(delta))
-            self.finish_reason = dig(chunk, "choices", 0, "finish_reason") or self.finish_reason
-        except Exception:
-            internal_error("litellm stream chunk")
+    def item(self, chunk: Any) -> None:
+        self.model = dig(chunk, "model") or self.model
+        if (usage := dig(chunk, "usage")) is not None:
+            self.usage = usage.model_dump() if hasattr(usage, "model_dump") else usage
+        if (delta := dig(chunk, "choices", 0, "delta", "content")) is not None:
+            self.text.append(str(delta))
+        self.finish_reason = dig(chunk, "choices", 0, "finish_reason") or self.finish_reason
 
-    def end(self, error: BaseException | None = None, complete: bool = True) -> None:
-        outputs = {"model": self.model, "choices": [{"index": 0, "finish_reason": self.finish_reason,
-                   "message": {"role": "assistant", "content": "".join(self.text)}}],
-                   "usage": self.usage}
-        self.span.end(outputs=outputs, error=error,
-                      attributes=None if complete else {"genai_tracing.stream.incomplete": True})
-
-
-_stream_classes: dict[type, type] = {}
+    def outputs(self) -> Any:
+        return {"model": self.model, "choices": [{"index": 0, "finish_reason": self.finish_reason,
+                "message": {"role": "assistant", "content": "".join(self.text)}}],
+                "usage": self.usage}
 
 
 def _trace_stream(stream: Any, span: CallSpan) -> Any:
     """Make ``stream`` end ``span`` once it finishes; it stays a ``CustomStreamWrapper``."""
-    cls = type(stream)
-    traced = _stream_classes.get(cls)
-    if traced is None:
-        traced = _stream_classes[cls] = type(cls.__name__, (cls,), {
-            "__next__": _next, "__anext__": _anext, "__module__": cls.__module__})
-    stream._genai_tracing = _StreamTotals(span)
-    stream.__class__ = traced
-    return stream
-
-
-def _next(self: Any) -> Any:
-    totals: _StreamTotals = self._genai_tracing
-    try:
-        chunk = super(type(self), self).__next__()
-    except StopIteration:
-        totals.end()
-        raise
-    except BaseException as e:
-        totals.end(error=e)
-        raise
-    totals.add(chunk)
-    return chunk
-
-
-async def _anext(self: Any) -> Any:
-    totals: _StreamTotals = self._genai_tracing
-    try:
-        chunk = await super(type(self), self).__anext__()
-    except StopAsyncIteration:
-        totals.end()
-        raise
-    except BaseException as e:
-        totals.end(error=e)
-        raise
-    totals.add(chunk)
-    return chunk
+    return observe_stream_object(stream, _StreamTotals(span))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._spans import CALL_ATTRIBUTE, CallSpan, StreamObserver, observe_stream_object, \
+    patch_method, unpatch_method, wrap_call
 from .._usage import Usage, UsageReader, clamp_parts
 from . import Call, dig, span_inputs, span_outputs, text_model
 
@@ -18,6 +20,8 @@ _MESSAGE_FORMAT = "mlflow.message.format"
 
 
 def claims(span: Any) -> bool:
+    if span.get_attribute(CALL_ATTRIBUTE) == NAME:
+        return True
     if span.name not in _SPAN_NAMES:
         return False
     return span.get_attribute(_MESSAGE_FORMAT) == "openai" or span.span_type in (
@@ -91,3 +95,108 @@ def read_usage(response: Any) -> Usage | None:
 
 def _is_embedding(response: Any) -> bool:
     return dig(response, "object") == "list" and dig(response, "data", 0, "object") == "embedding"
+
+
+# ---------------------------------------------------------------------------------------------
+# The patch: image edits, which MLflow autolog does not trace, and streams, whose autolog span
+# ends only when the stream is exhausted (never, if the user stops early).
+
+
+def _classes() -> list[tuple[type, str]]:
+    from openai.resources.chat.completions import AsyncCompletions, Completions
+    from openai.resources.images import AsyncImages, Images
+    from openai.resources.responses import AsyncResponses, Responses
+
+    return [(Images, "edit"), (AsyncImages, "edit"), (Completions, "create"),
+            (AsyncCompletions, "create"), (Responses, "create"), (AsyncResponses, "create")]
+
+
+def patch() -> None:
+    for cls, method in _classes():
+        if method == "edit":
+            patch_method(cls, method, lambda original, cls=cls: wrap_call(
+                original, name=f"{cls.__name__}.edit", span_type="LLM", provider=NAME,
+                inputs=_image_inputs, finish=_finish))
+        else:
+            patch_method(cls, method, lambda original, cls=cls: streams_only(wrap_call(
+                original, name=f"{cls.__name__}.create", span_type="CHAT_MODEL", provider=NAME,
+                inputs=_stream_inputs, finish=_finish_stream), original))
+
+
+def unpatch() -> None:
+    for cls, method in _classes():
+        unpatch_method(cls, method)
+
+
+def streams_only(traced: Any, original: Any) -> Any:
+    """Route ``stream=True`` calls through ``traced``; plain calls stay MLflow autolog's alone."""
+    import functools
+    import inspect
+
+    if inspect.iscoroutinefunction(original):
+        @functools.wraps(original)
+        async def call_async(*args: Any, **kwargs: Any) -> Any:
+            if kwargs.get("stream"):
+                return await traced(*args, **kwargs)
+            return await original(*args, **kwargs)
+        return call_async
+
+    @functools.wraps(original)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("stream"):
+            return traced(*args, **kwargs)
+        return original(*args, **kwargs)
+    return call
+
+
+def _image_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    # The image files themselves are not recorded: only what prices the call.
+    return {k: kwargs[k] for k in ("model", "prompt", "n", "size", "quality") if k in kwargs}
+
+
+def _stream_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {k: kwargs[k] for k in ("model", "messages", "input", "instructions", "stream",
+                                   "stream_options", "temperature", "max_tokens", "tools")
+            if k in kwargs}
+
+
+def _finish(span: CallSpan, result: Any, kwargs: dict[str, Any]) -> Any:
+    span.end(outputs=result)
+    return result
+
+
+def _finish_stream(span: CallSpan, stream: Any, kwargs: dict[str, Any]) -> Any:
+    return observe_stream_object(stream, _ChunkTotals(span))
+
+
+class _ChunkTotals(StreamObserver):
+    """Chat chunks carry usage on the last chunk (with include_usage); Responses streams on
+    their ``response.completed`` event. Only the running totals and the text are kept."""
+
+    def __init__(self, span: CallSpan) -> None:
+        super().__init__(span)
+        self.model: str | None = None
+        self.usage: Any = None
+        self.text: list[str] = []
+        self.response: Any = None
+
+    def item(self, chunk: Any) -> None:
+        kind = dig(chunk, "type")
+        if kind in ("response.completed", "response.incomplete", "response.failed"):
+            self.response = dig(chunk, "response")
+            return
+        if kind == "response.output_text.delta":
+            self.text.append(str(dig(chunk, "delta") or ""))
+            return
+        self.model = dig(chunk, "model") or self.model
+        if (usage := dig(chunk, "usage")) is not None:
+            self.usage = usage
+        if (delta := dig(chunk, "choices", 0, "delta", "content")) is not None:
+            self.text.append(str(delta))
+
+    def outputs(self) -> Any:
+        if self.response is not None:
+            return self.response  # the whole final Response, usage included
+        return {"object": "chat.completion", "model": self.model, "usage": self.usage,
+                "choices": [{"index": 0, "message": {"role": "assistant",
+                                                     "content": "".join(self.text)}}]}
