@@ -33,6 +33,26 @@ def _migrated_template() -> Path:
         return _template
 
 
+def _wake_export_queue() -> None:
+    """Let MLflow's export thread stop at once when the tracking URI changes.
+
+    Changing the URI shuts the exporter down; its thread polls its queue once a second, so each
+    switch between stores cost a second. Raising the stop flag and handing the thread a no-op
+    task wakes it now. Best effort: if MLflow's internals differ, the switch is merely slower.
+    """
+    try:
+        from mlflow.tracing.export.async_export_queue import Task
+        from mlflow.tracking.fluent import _get_trace_exporter
+
+        queue = getattr(_get_trace_exporter(), "_async_queue", None)
+        if queue is None or not queue.is_active():
+            return
+        queue._stop_event.set()
+        queue._queue.put_nowait(Task(handler=lambda: None, args=()))
+    except Exception:
+        pass
+
+
 @dataclass
 class TemporaryStore:
     """A real sqlite MLflow store in ``folder``, set as the tracking URI while in use.
@@ -70,6 +90,7 @@ class TemporaryStore:
         # an experiment id from another store must not leak into this one.
         self._previous_env = {k: os.environ.pop(k, None) for k in _MLFLOW_ENV}
         fluent._active_experiment_id = None
+        _wake_export_queue()
         mlflow.set_tracking_uri(self.uri)
         return self
 
@@ -82,6 +103,7 @@ class TemporaryStore:
         disable_tracing()
         self.flush()
         fluent._active_experiment_id = self._previous_experiment
+        _wake_export_queue()
         mlflow.set_tracking_uri(self._previous_uri)
         for key, value in self._previous_env.items():
             if value is None:
