@@ -109,3 +109,56 @@ def test_every_trace_total_is_exact(fake_provider: FakeProvider,
                 or info.request_metadata.get("genai_tracing.cost.complete") != "true"):
             wrong.append((trace, len(spans), info.cost, expected, info.token_usage))
     assert not wrong, f"{len(wrong)} of {TRACES} traces have wrong totals; first: {wrong[0]}"
+
+
+def test_client_side_cost_like_databricks_gives_the_same_totals(
+        fake_provider: FakeProvider, mlflow_store: TemporaryStore,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # With a databricks tracking URI MLflow prices spans and sums the trace on the client, before
+    # and after genai_tracing's processor. Here that code path is switched on over sqlite.
+    import litellm
+    import mlflow.entities.span as span_module
+    import mlflow.tracing.processor.base_mlflow as processor_module
+    from google.genai import types as gtypes
+
+    monkeypatch.setattr(span_module, "should_compute_cost_client_side", lambda: True)
+    monkeypatch.setattr(processor_module, "should_compute_cost_client_side", lambda: True)
+    prices = {"models": {
+        "gpt-4o-mini": {"input_per_million": 0.1, "output_per_million": 0.5},
+        "claude-sonnet-4-5": {"input_per_million": 2, "output_per_million": 10,
+                              "cached_input_per_million": 0.2, "cache_write_per_million": 2.5},
+        "gemini-2.5-flash-image": {"input_per_million": 0.3, "output_per_million": 2.5}}}
+    genai_tracing.enable_tracing(prices=prices)
+
+    @mlflow.trace
+    def request() -> None:
+        fake_provider.usage = FakeUsage(input_tokens=1000, output_tokens=100)
+        litellm.completion(model="openai/gpt-4o-mini", api_base=fake_provider.openai_base_url,
+                           api_key="test", messages=MESSAGES)
+        fake_provider.usage = FakeUsage(input_tokens=3000, cached_tokens=2000,
+                                        cache_write_tokens=500, output_tokens=200)
+        anthropic_client(fake_provider).messages.create(model="claude-sonnet-4-5",
+                                                        max_tokens=300, messages=MESSAGES)
+        # Image output with no image price: unpriced here, whatever MLflow's LiteLLM lookup says.
+        fake_provider.usage = FakeUsage(input_tokens=10, output_tokens=1300,
+                                        image_output_tokens=1290)
+        gemini = gemini_client(fake_provider)
+        gemini.models.generate_content(
+            model="gemini-2.5-flash-image", contents="Draw a cat",
+            config=gtypes.GenerateContentConfig(response_modalities=["IMAGE"]))
+
+    request()
+
+    trace = mlflow_store.last_trace()
+    openai_cost = (1000 * 0.1 / M, 100 * 0.5 / M)
+    claude_cost = ((500 * 2 + 2000 * 0.2 + 500 * 2.5) / M, 200 * 10 / M)
+    expected_in = openai_cost[0] + claude_cost[0]
+    expected_out = openai_cost[1] + claude_cost[1]
+    assert trace.info.cost == pytest.approx({"input_cost": expected_in,
+                                             "output_cost": expected_out,
+                                             "total_cost": expected_in + expected_out}, rel=1e-9)
+    priced = [s for s in llm_spans(trace) if s.attributes.get("mlflow.llm.cost")]
+    assert sorted(s.attributes["mlflow.llm.cost"]["total_cost"] for s in priced) == \
+        pytest.approx(sorted([sum(openai_cost), sum(claude_cost)]), rel=1e-9)
+    assert trace.info.request_metadata["genai_tracing.unpriced_calls"] == "1"
+    assert trace.info.token_usage["input_tokens"] == 1000 + 3000 + 10
