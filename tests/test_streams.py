@@ -170,9 +170,12 @@ def _span_of_last_trace(store: TemporaryStore) -> Any:
 
 
 def _no_pending_traces() -> bool:
+    """The trace of this test's call is no longer held in memory waiting for a span to end."""
     from mlflow.tracing.trace_manager import InMemoryTraceManager
 
-    return not InMemoryTraceManager.get_instance()._traces
+    trace_id = mlflow.get_last_active_trace_id()
+    with InMemoryTraceManager.get_instance().get_trace(trace_id) as trace:
+        return trace is None
 
 
 OBJECT_STREAMS = ["anthropic-create", "gemini", "litellm", "openai-chat", "openai-responses"]
