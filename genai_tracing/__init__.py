@@ -16,20 +16,31 @@ import os
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from ._attribution import attribute  # noqa: E402
+from ._budgets import (Budget, BudgetExceeded, check_budget, clear_budgets,  # noqa: E402
+                       set_budget)
 from ._config import TracingConfig  # noqa: E402
 from ._enable import active_config, disable_tracing, enable_tracing  # noqa: E402
 from ._errors import ConfigurationError  # noqa: E402
 from ._estimate import CostEstimate, estimate_cost  # noqa: E402
+from ._reports import cost_chart, cost_report, latency_report  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Budget",
+    "BudgetExceeded",
     "ConfigurationError",
     "CostEstimate",
     "TracingConfig",
     "active_config",
     "attribute",
+    "check_budget",
+    "clear_budgets",
+    "cost_chart",
+    "cost_report",
     "disable_tracing",
     "enable_tracing",
     "estimate_cost",
+    "latency_report",
+    "set_budget",
 ]

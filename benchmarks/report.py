@@ -1,0 +1,211 @@
+"""How long ``cost_report()`` and ``latency_report()`` take on a store of 10,000 traces.
+
+    python benchmarks/report.py [--traces 10000] [--templates 60] [--repeat 3] [--keep DIR]
+
+MLflow's exporter writes about 30 traces a second to sqlite, so filling the store through it would
+take minutes. The script therefore traces ``--templates`` requests for real: MLflow's tracer, with
+genai_tracing's span processor pricing spans shaped like the OpenAI and Anthropic autolog spans,
+1 to 3 calls per request. It then copies those requests' rows inside the store, in one sqlite
+transaction, into ``--traces`` requests spread over 30 days, 200 users, 40 sessions and 3
+features, each with its own trace id and times. Every stored trace thus looks like one the library
+wrote itself. A check compares the report's total with the sum of the copies' costs.
+
+Prints the fill time and, for each report, the median of ``--repeat`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sqlite3
+import statistics
+import tempfile
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+DAYS = 30
+USERS = [f"user{i:03d}@example.com" for i in range(200)]
+SESSIONS = [f"session-{i:02d}" for i in range(40)]
+FEATURES = ["search", "chat", "summaries"]
+# (span name, message format, model, USD per million in/out as LiteLLM's map has them)
+CALLS = [
+    ("Completions", "openai", "gpt-4o-mini"),
+    ("Completions", "openai", "gpt-4o"),
+    ("Completions", "openai", "o4-mini"),
+    ("Messages.create", "anthropic", "claude-sonnet-4-5"),
+    ("Messages.create", "anthropic", "claude-haiku-4-5"),
+]
+# The tables holding one trace's rows, and the column naming the trace in each.
+TRACE_TABLES = {"trace_info": "request_id", "trace_tags": "request_id",
+                "trace_request_metadata": "request_id", "trace_metrics": "request_id",
+                "spans": "trace_id", "span_metrics": "trace_id"}
+
+
+def trace_templates(count: int, rng: random.Random) -> None:
+    """Real traces through MLflow's tracer and genai_tracing's processor."""
+    import mlflow
+
+    import genai_tracing
+
+    start = (int(time.time()) - 3600) * 1_000_000_000
+    for n in range(count):
+        prompt = "x" * rng.randint(20, 4000)
+        latency_ms = 300 + len(prompt) // 4 + rng.randint(0, 400)
+        t0 = start + n * 1_000_000_000
+        with genai_tracing.attribute(user=USERS[0], session=SESSIONS[0], feature=FEATURES[0]):
+            root = mlflow.start_span_no_context("handle_request", inputs={"prompt": prompt},
+                                                start_time_ns=t0)
+            calls = rng.randint(1, 3)
+            for i in range(calls):
+                name, fmt, model = rng.choice(CALLS)
+                t1 = t0 + 1_000_000 + i * latency_ms * 1_000_000 // calls
+                messages = [{"role": "user", "content": prompt}]
+                span = mlflow.start_span_no_context(
+                    name, span_type="CHAT_MODEL", parent_span=root,
+                    inputs={"model": model, "messages": messages},
+                    attributes={"mlflow.message.format": fmt}, start_time_ns=t1)
+                in_tokens, out_tokens = len(prompt) // 4 + 20, rng.randint(20, 800)
+                usage = ({"prompt_tokens": in_tokens, "completion_tokens": out_tokens}
+                         if fmt == "openai" else
+                         {"input_tokens": in_tokens, "output_tokens": out_tokens})
+                span.end(outputs={"model": model, "usage": usage},
+                         end_time_ns=t1 + (latency_ms - 5) * 1_000_000 // calls)
+            root.end(outputs="ok", end_time_ns=t0 + latency_ms * 1_000_000)
+
+
+def copy_traces(db: Path, total: int, rng: random.Random) -> Decimal:
+    """Copy the traced requests into ``total`` requests; returns the copies' summed cost."""
+    connection = sqlite3.connect(db)
+    connection.row_factory = sqlite3.Row
+    columns = {table: [row["name"] for row in connection.execute(
+        f"PRAGMA table_xinfo({table})") if row["hidden"] == 0] for table in TRACE_TABLES}
+    templates = []
+    for info in connection.execute("SELECT * FROM trace_info"):
+        trace_id = info["request_id"]
+        rows = {table: [dict(r) for r in connection.execute(
+            f"SELECT * FROM {table} WHERE {key} = ?", (trace_id,))]
+            for table, key in TRACE_TABLES.items()}
+        metadata = {r["key"]: r["value"] for r in rows["trace_request_metadata"]}
+        # MLflow 3.x's sqlite store keeps the trace cost in trace_info columns, older ones in
+        # the metadata.
+        cost = info["total_cost"] if "total_cost" in info.keys() else json.loads(
+            metadata.get("mlflow.trace.cost", "{}")).get("total_cost")
+        templates.append((trace_id, info["timestamp_ms"], rows, Decimal(str(cost or 0))))
+    now_ms = int(time.time() * 1000)
+    spent = Decimal(0)
+    inserts: dict[str, list[tuple]] = {table: [] for table in TRACE_TABLES}
+    for _ in range(total):
+        old_id, old_ms, rows, cost = rng.choice(templates)
+        new_hex = uuid.uuid4().hex
+        new_id = f"tr-{new_hex}"
+        old_hex = old_id[3:]
+        # Within the last 30 days, less an hour so that since='30d' covers every copy.
+        shift_ms = now_ms - rng.randint(3_600_000, DAYS * 86_400_000) - old_ms
+        user, session, feature = rng.choice(USERS), rng.choice(SESSIONS), rng.choice(FEATURES)
+        replacements = {"mlflow.trace.user": user, "mlflow.trace.session": session}
+        spent += cost
+        for table, key in TRACE_TABLES.items():
+            for row in rows[table]:
+                row = dict(row)
+                row[key] = new_id
+                if table == "trace_info":
+                    row["timestamp_ms"] += shift_ms
+                    if "session_id" in row:
+                        row["session_id"] = session
+                elif table == "trace_request_metadata" and row["key"] in replacements:
+                    row["value"] = replacements[row["key"]]
+                elif table == "trace_tags" and row["key"] == "feature":
+                    row["value"] = feature
+                elif table == "spans":
+                    row["start_time_unix_nano"] += shift_ms * 1_000_000
+                    if row["end_time_unix_nano"] is not None:
+                        row["end_time_unix_nano"] += shift_ms * 1_000_000
+                    content = json.loads(row["content"].replace(old_hex, new_hex))
+                    for field in ("start_time_unix_nano", "end_time_unix_nano"):
+                        if isinstance(content.get(field), int):
+                            content[field] += shift_ms * 1_000_000
+                    row["content"] = json.dumps(content)
+                inserts[table].append(tuple(row[c] for c in columns[table]))
+    with connection:
+        for table in TRACE_TABLES:
+            for trace_id, *_ in templates:
+                connection.execute(f"DELETE FROM {table} WHERE {TRACE_TABLES[table]} = ?",
+                                   (trace_id,))
+        for table in ("trace_info", "trace_tags", "trace_request_metadata", "trace_metrics",
+                      "spans", "span_metrics"):
+            names = columns[table]
+            connection.executemany(
+                f"INSERT INTO {table} ({', '.join(names)}) VALUES "
+                f"({', '.join('?' for _ in names)})", inserts[table])
+    connection.close()
+    return spent
+
+
+def timed(repeat: int, run) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = run()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--traces", type=int, default=10_000)
+    parser.add_argument("--templates", type=int, default=60)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--keep", help="folder for the store (default: a temporary one)")
+    args = parser.parse_args()
+    rng = random.Random(6)
+
+    import logging
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    import genai_tracing
+    from genai_tracing.testing import TemporaryStore
+
+    folder = Path(args.keep or tempfile.mkdtemp(prefix="genai-tracing-bench-"))
+    started = time.perf_counter()
+    with TemporaryStore.create(folder) as store:
+        genai_tracing.enable_tracing(providers=["openai", "anthropic"], experiment="bench")
+        trace_templates(args.templates, rng)
+        store.flush()
+        traced = time.perf_counter() - started
+        genai_tracing.disable_tracing()
+        spent = copy_traces(folder / "mlflow.db", args.traces, rng)
+        filled = time.perf_counter() - started
+        print(f"store {store.uri}")
+        print(f"filled with {args.traces:,} traces in {filled:.1f} s ({args.templates} traced "
+              f"for real in {traced:.1f} s, the rest copied)")
+
+        reports = {
+            "cost_report(by='user', since='30d')":
+                lambda: genai_tracing.cost_report(by="user", since="30d", experiment="bench"),
+            "cost_report(by='day')":
+                lambda: genai_tracing.cost_report(by="day", experiment="bench"),
+            "cost_report(by=['user', 'tag:feature'])":
+                lambda: genai_tracing.cost_report(by=["user", "tag:feature"], experiment="bench"),
+            "cost_report(by='model')  [reads spans]":
+                lambda: genai_tracing.cost_report(by="model", experiment="bench"),
+            "cost_report(by=['day', 'model'])  [reads spans]":
+                lambda: genai_tracing.cost_report(by=["day", "model"], experiment="bench"),
+            "latency_report()":
+                lambda: genai_tracing.latency_report(experiment="bench"),
+        }
+        print(f"\n{'report':50} {'median s':>9} {'rows':>6} {'traces/s':>9}")
+        for name, run in reports.items():
+            seconds, frame = timed(args.repeat, run)
+            print(f"{name:50} {seconds:9.2f} {len(frame):6d} {args.traces / seconds:9,.0f}")
+            if "total_cost" in frame:
+                total = Decimal(str(frame["total_cost"].sum()))
+                assert abs(total - spent) < Decimal("1e-6"), (name, total, spent)
+        print(f"\ncheck: every cost report sums to ${spent:.6f}, the copies' own total "
+              f"({args.repeat} runs each)")
+
+
+if __name__ == "__main__":
+    main()

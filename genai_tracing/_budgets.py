@@ -1,0 +1,333 @@
+"""Budgets: spend limits per day or month, for the whole app or per user, on in-process totals.
+
+The span processor hands every priced call to ``observe()``. The running totals live in this
+process only, start when the first budget is set, and restart with the process.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+
+from ._errors import ConfigurationError
+from ._guard import logger
+
+if TYPE_CHECKING:
+    from mlflow.entities import LiveSpan
+
+PERIODS = ("day", "month")
+EACH_USER = "*"
+_KEPT_PERIODS = 3  # per period kind: the current one, and a little slack for late spans
+_FIX = ("set_budget(5.0, per='day'), set_budget(50, per='month', user='*') or "
+        "enable_tracing(budgets=[{'limit_usd': 5.0, 'per': 'day', 'user': '*'}])")
+
+
+class BudgetExceeded(Exception):
+    """A budget's limit was crossed: passed to ``on_exceeded``, raised by ``check_budget()``.
+
+    ``user`` is the user whose spend crossed it (``None`` for a whole-app budget), ``period``
+    the day (``"2026-11-25"``) or month (``"2026-11"``, UTC), ``spent`` and ``limit`` are
+    ``Decimal`` USD, and ``trace_id`` is the trace whose call crossed the limit (``None`` from
+    ``check_budget()``)::
+
+        def page_someone(e: genai_tracing.BudgetExceeded) -> None:
+            alerts.send(f"{e.user or 'the app'} spent ${e.spent:.2f} on {e.period}")
+    """
+
+    def __init__(self, budget: Budget, user: str | None, period: str, spent: Decimal,
+                 trace_id: str | None = None) -> None:
+        self.budget = budget
+        self.user = user
+        self.period = period
+        self.spent = spent
+        self.limit = budget.limit_usd
+        self.trace_id = trace_id
+        who = f"user {user!r}" if user is not None else "the whole app"
+        per = "daily" if budget.per == "day" else "monthly"
+        super().__init__(f"{per} budget of {_usd(budget.limit_usd)} for {who} exceeded: "
+                         f"{_usd(spent)} spent in {period} (UTC)")
+
+
+def _usd(amount: Decimal) -> str:
+    """$0.50, $0.504, $0.000021: cents at least, up to a millionth of a dollar, nothing rounded
+    away above that."""
+    text = f"{amount.quantize(Decimal('0.000001')).normalize():f}"
+    whole, _, cents = text.partition(".")
+    return f"${whole}.{cents.ljust(2, '0')}"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A spend limit in USD per ``per`` ("day" or "month", UTC).
+
+    ``user=None`` limits the whole app, ``user="*"`` each user separately, any other string that
+    one user (the ``user`` given to ``attribute()``). Calls outside any ``attribute(user=...)``
+    count only toward whole-app budgets.
+    """
+
+    limit_usd: Decimal
+    per: str = "day"
+    user: str | None = None
+    on_exceeded: Callable[[BudgetExceeded], Any] | None = field(default=None, compare=False)
+
+    def covers(self, user: str | None) -> str | None | bool:
+        """The user key this budget counts a call of ``user`` under, or False if it does not."""
+        if self.user is None:
+            return None
+        if user is None:
+            return False
+        return user if self.user == EACH_USER or self.user == user else False
+
+    @classmethod
+    def of(cls, limit_usd: Any, *, per: str = "day", user: str | None = None,
+           on_exceeded: Callable[[BudgetExceeded], Any] | None = None,
+           option: str = "limit_usd") -> Budget:
+        try:
+            if isinstance(limit_usd, bool):
+                raise InvalidOperation
+            limit = Decimal(str(limit_usd))
+            if not limit.is_finite():
+                raise InvalidOperation
+        except (InvalidOperation, ValueError):
+            raise ConfigurationError(option, limit_usd, "is not an amount of USD",
+                                     f"pass a number, e.g. {_FIX}") from None
+        if limit <= 0:
+            raise ConfigurationError(option, limit_usd, "must be more than 0", f"e.g. {_FIX}")
+        if per not in PERIODS:
+            raise ConfigurationError("per", per, "is not a budget period", "use 'day' or 'month'")
+        if user is not None and (not isinstance(user, str) or not user):
+            raise ConfigurationError("user", user, "must be a user name, '*' or None",
+                                     "None limits the whole app, '*' each user")
+        if on_exceeded is not None and not callable(on_exceeded):
+            raise ConfigurationError("on_exceeded", on_exceeded, "is not callable",
+                                     "pass a function that takes a BudgetExceeded")
+        return cls(limit, per, user, on_exceeded)
+
+
+_lock = threading.Lock()
+_budgets: list[Budget] = []
+_from_enable: list[Budget] = []
+# (period kind, period) -> user key (None = the whole app) -> spend.
+_spent: dict[tuple[str, str], dict[str | None, Decimal]] = {}
+_fired: set[tuple[Budget, str, str | None]] = set()
+_active = False  # read without the lock: the processor's fast path when no budget is set
+
+
+def set_budget(limit_usd: float | Decimal | str, *, per: str = "day", user: str | None = None,
+               on_exceeded: Callable[[BudgetExceeded], Any] | None = None) -> Budget:
+    """Watch spend against a limit, per day or per month (UTC).
+
+    Crossing the limit logs one warning per period (and per user for ``user="*"``) and calls
+    ``on_exceeded`` once with a :class:`BudgetExceeded`. The traced call itself is never blocked
+    or failed: its cost is known only after it returned. An exception raised by ``on_exceeded`` is
+    logged and goes no further. To refuse requests once a budget is spent, call
+    ``check_budget()`` at the start of each request; it raises ``BudgetExceeded``::
+
+        genai_tracing.set_budget(50, per="month")                    # the whole app
+        genai_tracing.set_budget(2.5, per="day", user="*",           # each user, each day
+                                 on_exceeded=lambda e: notify(e.user, e.spent))
+
+    A second budget with the same ``per`` and ``user`` replaces the first. Totals are kept in this
+    process only; they start when the first budget is set.
+
+    Raises:
+        ConfigurationError: a limit that is not a positive amount, an unknown period.
+    """
+    budget = Budget.of(limit_usd, per=per, user=user, on_exceeded=on_exceeded)
+    _install([budget])
+    return budget
+
+
+def clear_budgets() -> None:
+    """Remove every budget and forget the running totals.
+
+    Example::
+
+        genai_tracing.clear_budgets()
+    """
+    global _active
+    with _lock:
+        _budgets.clear()
+        _from_enable.clear()
+        _spent.clear()
+        _fired.clear()
+        _active = False
+
+
+def check_budget(user: str | None = None) -> None:
+    """Raise :class:`BudgetExceeded` if a budget covering ``user`` is spent for this period.
+
+    ``user`` defaults to the user of the enclosing ``attribute()`` block. Whole-app budgets always
+    apply. Call it before the work you want to refuse, e.g. in a FastAPI dependency::
+
+        def within_budget(email: str) -> None:
+            try:
+                genai_tracing.check_budget(email)
+            except genai_tracing.BudgetExceeded as e:
+                raise HTTPException(429, str(e))
+    """
+    if user is None:
+        from ._attribution import current
+
+        attribution = current()
+        user = attribution.user if attribution else None
+    now = datetime.now(timezone.utc)
+    with _lock:
+        for budget in _budgets:
+            key = budget.covers(user)
+            if key is False:
+                continue
+            period = _period(budget.per, now)
+            spent = _spent.get((budget.per, period), {}).get(key, Decimal(0))
+            if spent > budget.limit_usd:
+                raise BudgetExceeded(budget, key, period, spent)
+
+
+def configure(budgets: Iterable[Budget | Mapping[str, Any]] | None) -> None:
+    """``enable_tracing(budgets=...)``: replace the budgets a previous enable set; None keeps them."""
+    global _active
+    if budgets is None:
+        return
+    parsed = parse(budgets)
+    with _lock:
+        for old in _from_enable:
+            if old in _budgets:
+                _budgets.remove(old)
+        _from_enable[:] = parsed
+    _install(parsed)
+    with _lock:
+        _active = bool(_budgets)
+
+
+def parse(budgets: Any) -> list[Budget]:
+    """Validate ``enable_tracing(budgets=...)``: Budget objects or mappings of set_budget's options."""
+    if isinstance(budgets, (Budget, Mapping)):
+        budgets = [budgets]
+    try:
+        items = list(budgets)
+    except TypeError:
+        raise ConfigurationError("budgets", budgets, "must be a list of budgets",
+                                 f"pass e.g. {_FIX}") from None
+    parsed = []
+    for i, item in enumerate(items):
+        if isinstance(item, Budget):
+            parsed.append(item)
+            continue
+        if not isinstance(item, Mapping) or "limit_usd" not in item:
+            raise ConfigurationError(f"budgets[{i}]", item, "is not a budget",
+                                     f"pass a mapping with limit_usd (and per, user), e.g. {_FIX}")
+        unknown = set(item) - {"limit_usd", "per", "user", "on_exceeded"}
+        if unknown:
+            raise ConfigurationError(f"budgets[{i}].{sorted(unknown)[0]}", item,
+                                     "is not a budget option",
+                                     "use only limit_usd, per, user and on_exceeded")
+        parsed.append(Budget.of(item["limit_usd"], per=item.get("per", "day"),
+                                user=item.get("user"), on_exceeded=item.get("on_exceeded"),
+                                option=f"budgets[{i}].limit_usd"))
+    return parsed
+
+
+def _install(new: list[Budget]) -> None:
+    global _active
+    with _lock:
+        for budget in new:
+            _budgets[:] = [b for b in _budgets if (b.per, b.user) != (budget.per, budget.user)]
+            _budgets.append(budget)
+        _active = bool(_budgets)
+
+
+def _period(per: str, when: datetime) -> str:
+    return when.strftime("%Y-%m-%d" if per == "day" else "%Y-%m")
+
+
+# ---------------------------------------------------------------------------------------------
+# Fed by the span processor
+
+
+def observe(span: LiveSpan) -> None:
+    """Count a priced call's cost; called by the span processor once the span has its cost."""
+    if not _active:
+        return
+    from ._processor import COUNTED_ON, LLM_COST
+
+    cost = span.get_attribute(LLM_COST)
+    if not isinstance(cost, dict) or cost.get("total_cost") is None or \
+            span.get_attribute(COUNTED_ON):
+        return
+    amount = Decimal(str(cost["total_cost"]))
+    if amount <= 0:
+        return
+    add(amount, user=_user_of(span), when=_request_time(span), trace_id=span.trace_id)
+
+
+def add(amount: Decimal, *, user: str | None, when: datetime,
+        trace_id: str | None = None) -> None:
+    """Add spend; warn and call back, outside the lock, for each limit this crossed."""
+    crossed: list[BudgetExceeded] = []
+    with _lock:
+        periods = {per: _period(per, when) for per in PERIODS}
+        for per, period in periods.items():
+            totals = _spent.get((per, period))
+            if totals is None:
+                totals = _spent[(per, period)] = {}
+                _forget_old(per, keep=period)
+            totals[None] = totals.get(None, Decimal(0)) + amount
+            if user is not None:
+                totals[user] = totals.get(user, Decimal(0)) + amount
+        for budget in _budgets:
+            key = budget.covers(user)
+            if key is False:
+                continue
+            period = periods[budget.per]
+            spent = _spent[(budget.per, period)].get(key, Decimal(0))
+            if spent > budget.limit_usd and (budget, period, key) not in _fired:
+                _fired.add((budget, period, key))
+                crossed.append(BudgetExceeded(budget, key, period, spent, trace_id))
+    for event in crossed:
+        _announce(event)
+
+
+def _forget_old(per: str, *, keep: str) -> None:
+    """Drop all but the latest periods' totals; ``keep`` (the one being added to) stays."""
+    periods = sorted(p for kind, p in _spent if kind == per and p != keep)
+    for old in periods[:-(_KEPT_PERIODS - 1)]:
+        del _spent[(per, old)]
+        _fired.difference_update({f for f in _fired if f[0].per == per and f[1] == old})
+
+
+def _announce(event: BudgetExceeded) -> None:
+    logger.warning("genai_tracing: %s%s. Raise the limit with set_budget(), or refuse requests "
+                   "with check_budget().", event,
+                   f" (trace {event.trace_id})" if event.trace_id else "")
+    callback = event.budget.on_exceeded
+    if callback is None:
+        return
+    try:
+        callback(event)
+    except Exception:
+        # The call that crossed the limit already happened; failing it now would only lose its
+        # result. MLflow would swallow the exception anyway (span processors run in a try).
+        logger.warning("genai_tracing: the on_exceeded callback %r raised; the traced call is "
+                       "unaffected. Use check_budget() to refuse requests.", callback,
+                       exc_info=True)
+
+
+def _user_of(span: Any) -> str | None:
+    from ._attribution import SPAN_ATTRIBUTION, Attribution, current
+
+    attribution = current() or Attribution.from_json(span.get_attribute(SPAN_ATTRIBUTION))
+    return attribution.user if attribution else None
+
+
+def _request_time(span: Any) -> datetime:
+    """When the request began: its trace's start, so a request counts toward a single day."""
+    from mlflow.tracing.trace_manager import InMemoryTraceManager
+
+    with InMemoryTraceManager.get_instance().get_trace(span.trace_id) as trace:
+        start_ms = trace.info.request_time if trace is not None else None
+    if start_ms:
+        return datetime.fromtimestamp(start_ms / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp((span.start_time_ns or 0) / 1e9, tz=timezone.utc)

@@ -1,0 +1,772 @@
+"""``cost_report()``, ``latency_report()`` and ``cost_chart()``: who spends what, from MLflow's traces.
+
+Groupings by request (user, session, day, hour, tag) read trace metadata only, which is the fast
+path (``include_spans=False``). Groupings by model or provider read the spans, because one request
+can call several models. Both paths add up the same numbers the span processor stored, so a report
+by model sums to the same total as a report by user.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+
+from ._attribution import LATENCY_MS, PROMPT_CHARS, TRACE_SESSION, TRACE_USER
+from ._errors import ConfigurationError
+from ._processor import (CHAT_USAGE, COUNTED_ON, LLM_COST, MODEL, MODEL_PROVIDER, TRACE_COST,
+                         TRACE_LLM_CALLS, TRACE_TOKEN_USAGE, TRACE_UNPRICED_CALLS, UNPRICED)
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+# What ``by`` accepts, besides ``tag:<name>``.
+PER_REQUEST_KEYS = ("user", "session", "day", "hour")
+PER_CALL_KEYS = ("model", "provider")
+TIME_KEYS = ("day", "hour")
+COLUMNS = ("requests", "llm_calls", "input_tokens", "output_tokens", "total_cost",
+           "unpriced_calls", "p50_latency_ms", "p95_latency_ms")
+_TIME_FORMS = ("a datetime, an ISO date or time such as 2026-11-24 or 2026-11-24T09:30, 'now', "
+               "'today', 'yesterday', or an age such as '30m', '24h', '7d', '2w'")
+_AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*(m|min|mins|minutes?|h|hours?|d|days?|w|weeks?)$")
+_AGE_UNIT = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+# Traces per search page: metadata-only pages are cheap, pages with spans hold whole traces.
+_PAGE = 1000
+_PAGE_WITH_SPANS = 200
+
+
+# ---------------------------------------------------------------------------------------------
+# Time windows
+
+
+def parse_time(value: Any, *, option: str = "since", now: datetime | None = None
+               ) -> datetime | None:
+    """A point in time, in UTC, from a datetime, a date or a string.
+
+    Strings: ``"now"``, ``"today"`` and ``"yesterday"`` (midnight UTC), an age before now
+    (``"30m"``, ``"24h"``, ``"7d"``, ``"2w"``), or an ISO date or time. A time without a zone is
+    UTC::
+
+        >>> parse_time("2026-11-24")
+        datetime.datetime(2026, 11, 24, 0, 0, tzinfo=datetime.timezone.utc)
+
+    Raises:
+        ConfigurationError: the value is none of these.
+    """
+    if value is None:
+        return None
+    now = now or datetime.now(timezone.utc)
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        midnight = now.astimezone(timezone.utc).replace(hour=0, minute=0, second=0,
+                                                        microsecond=0)
+        if text == "now":
+            return now
+        if text == "today":
+            return midnight
+        if text == "yesterday":
+            return midnight - timedelta(days=1)
+        if match := _AGE.match(text):
+            unit = _AGE_UNIT[match.group(2)[0]]
+            return now - timedelta(**{unit: float(match.group(1))})
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    raise ConfigurationError(option, value, "is not a time I can read", f"use {_TIME_FORMS}")
+
+
+@dataclass(frozen=True)
+class Window:
+    """The time range of a report: ``since`` inclusive, ``until`` exclusive, either open."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @classmethod
+    def of(cls, since: Any = None, until: Any = None, *, now: datetime | None = None) -> Window:
+        now = now or datetime.now(timezone.utc)
+        window = cls(parse_time(since, option="since", now=now),
+                     parse_time(until, option="until", now=now))
+        if window.since and window.until and window.since >= window.until:
+            raise ConfigurationError(
+                "since", since, f"is not before until={until!r} ({window.since:%Y-%m-%d %H:%M} "
+                f">= {window.until:%Y-%m-%d %H:%M} UTC)",
+                "pick a since earlier than until, e.g. since='yesterday', until='today'")
+        return window
+
+    def filters(self) -> list[str]:
+        out = []
+        if self.since:
+            out.append(f"timestamp_ms >= {_ms(self.since)}")
+        if self.until:
+            out.append(f"timestamp_ms < {_ms(self.until)}")
+        return out
+
+    def describe(self) -> str:
+        def show(t: datetime) -> str:
+            return f"{t:%Y-%m-%d %H:%M} UTC"
+        if self.since and self.until:
+            return f"from {show(self.since)} to {show(self.until)}"
+        if self.since:
+            return f"since {show(self.since)}"
+        if self.until:
+            return f"before {show(self.until)}"
+        return "at any time"
+
+
+def _ms(t: datetime) -> int:
+    return int(t.timestamp() * 1000)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading traces
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Which store and experiments a report reads, resolved once."""
+
+    client: Any
+    experiment_ids: tuple[str, ...]
+    experiment_names: tuple[str, ...]
+    tracking_uri: str
+
+
+def _source(experiment: str | Sequence[str] | None, tracking_uri: str | None) -> _Source:
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = tracking_uri or mlflow.get_tracking_uri()
+    if tracking_uri is not None:
+        from ._config import validate_tracking_uri
+
+        uri = validate_tracking_uri(tracking_uri, "tracking_uri")
+    client = MlflowClient(uri)
+    if experiment is None:
+        found = [_default_experiment(client, uri)]
+    else:
+        wanted = [experiment] if isinstance(experiment, str) else list(experiment)
+        found = [_find_experiment(client, str(e), uri) for e in wanted]
+    return _Source(client, tuple(e.experiment_id for e in found),
+                   tuple(e.name for e in found), uri)
+
+
+def _default_experiment(client: Any, uri: str) -> Any:
+    """The configured experiment, else the one enable_tracing() would pick, else MLflow's."""
+    from ._config import resolve_experiment
+    from ._enable import active_config
+
+    config = active_config()
+    if config is not None and config.experiment_id and config.tracking_uri == uri:
+        return client.get_experiment(config.experiment_id)
+    name, source = resolve_experiment(None, uri)
+    if name is not None and source != "default":
+        return _find_experiment(client, name, uri)  # chosen in the environment: must exist
+    if name is not None and (found := client.get_experiment_by_name(name)) is not None:
+        return found
+    from mlflow.tracking.fluent import _get_experiment_id
+
+    return client.get_experiment(_get_experiment_id() or "0")
+
+
+def _find_experiment(client: Any, name_or_id: str, uri: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    found = client.get_experiment_by_name(name_or_id)
+    if found is None and name_or_id.isdigit():
+        try:
+            found = client.get_experiment(name_or_id)
+        except MlflowException:
+            found = None
+    if found is None:
+        names = sorted(e.name for e in client.search_experiments(max_results=50))
+        raise ConfigurationError("experiment", name_or_id, f"no experiment has that name or id "
+                                 f"on {uri}", f"use one of: {', '.join(names) or '(none)'}")
+    return found
+
+
+def _traces(source: _Source, window: Window, user_filter: str | None, *,
+            include_spans: bool) -> Iterator[Any]:
+    """Every matching trace, oldest first, page by page."""
+    from mlflow.exceptions import MlflowException
+
+    clauses = window.filters() + ([user_filter.strip()] if user_filter and user_filter.strip()
+                                  else [])
+    filter_string = " AND ".join(clauses) or None
+    token = None
+    while True:
+        try:
+            page = source.client.search_traces(
+                locations=list(source.experiment_ids), filter_string=filter_string,
+                max_results=_PAGE_WITH_SPANS if include_spans else _PAGE,
+                order_by=["timestamp_ms ASC"], page_token=token, include_spans=include_spans)
+        except MlflowException as e:
+            if user_filter and "filter" in str(e).lower():
+                raise ConfigurationError(
+                    "filter", user_filter, f"MLflow cannot search with it ({e.message})",
+                    "write it in MLflow's trace search syntax, e.g. \"tags.feature = 'search'\" "
+                    "or \"request_metadata.`mlflow.trace.user` LIKE '%@acme.com'\"") from None
+            raise
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+# ---------------------------------------------------------------------------------------------
+# What each trace (or each call in it) adds to its group
+
+
+@dataclass
+class _Share:
+    """What one request, or one model's calls within a request, adds to a group."""
+
+    model: str | None = None
+    provider: str | None = None
+    llm_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: Decimal | None = None
+    unpriced_calls: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+
+def _json(raw: Any) -> dict[str, Any]:
+    if isinstance(raw, dict):
+        return raw
+    try:
+        value = json.loads(raw) if raw else {}
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _money(value: Any) -> Decimal | None:
+    # str() first: Decimal(0.1) would carry the float's binary error into the sum.
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return Decimal(str(value))
+    except ArithmeticError:
+        return None
+
+
+def request_latency_ms(info: Any) -> float | None:
+    """End-to-end latency of a request.
+
+    MLflow's ``execution_duration`` (root span end minus start) comes first: it is exact even for
+    a root span ended with an explicit ``end_time_ns``, which span processors cannot see.
+    """
+    if info.execution_duration is not None:
+        return float(info.execution_duration)
+    raw = info.trace_metadata.get(LATENCY_MS)
+    try:
+        return float(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def _request_share(info: Any) -> _Share:
+    metadata = info.trace_metadata
+    tokens = _json(metadata.get(TRACE_TOKEN_USAGE))
+    latency = request_latency_ms(info)
+    return _Share(llm_calls=_int(metadata.get(TRACE_LLM_CALLS)),
+                  input_tokens=_int(tokens.get("input_tokens")),
+                  output_tokens=_int(tokens.get("output_tokens")),
+                  cost=_money(_json(metadata.get(TRACE_COST)).get("total_cost")),
+                  unpriced_calls=_int(metadata.get(TRACE_UNPRICED_CALLS)),
+                  latencies=[latency] if latency is not None else [])
+
+
+def _call_shares(trace: Any) -> list[_Share]:
+    """The trace's calls, one share per (model, provider), by the span processor's own rules.
+
+    A span's cost and tokens count unless an ancestor already counted them, and a span is a call
+    when it is priced or flagged unpriced and was not handed up to an enclosing span of the same
+    call. Those are the rules the stored trace totals were summed by.
+    """
+    # Span ids are re-encoded on every access, attributes JSON-decoded: read each once.
+    spans = [(s, s.span_id, s.parent_id) for s in trace.data.spans]
+    ids = {span_id for _, span_id, _ in spans}
+    children: dict[str | None, list[tuple[Any, str]]] = {}
+    for s, span_id, parent_id in spans:
+        children.setdefault(parent_id if parent_id in ids else None, []).append((s, span_id))
+    shares: dict[tuple[Any, Any], _Share] = {}
+    stack = [(s, span_id, False, False) for s, span_id in children.get(None, [])]
+    while stack:
+        span, span_id, cost_above, usage_above = stack.pop()
+        cost = span.get_attribute(LLM_COST)
+        usage = span.get_attribute(CHAT_USAGE)
+        has_cost = isinstance(cost, dict) and "total_cost" in cost
+        has_usage = isinstance(usage, dict)
+        unpriced = bool(span.get_attribute(UNPRICED))
+        is_call = (has_cost or unpriced) and not span.get_attribute(COUNTED_ON)
+        if is_call or (has_cost and not cost_above) or (has_usage and not usage_above):
+            key = (span.get_attribute(MODEL), span.get_attribute(MODEL_PROVIDER))
+            share = shares.setdefault(key, _Share(model=key[0], provider=key[1]))
+            if has_cost and not cost_above:
+                share.cost = (share.cost or Decimal(0)) + (_money(cost["total_cost"])
+                                                           or Decimal(0))
+            if has_usage and not usage_above:
+                share.input_tokens += _int(usage.get("input_tokens"))
+                share.output_tokens += _int(usage.get("output_tokens"))
+            if is_call:
+                share.llm_calls += 1
+                share.unpriced_calls += int(unpriced)
+                if span.end_time_ns and span.start_time_ns:
+                    share.latencies.append((span.end_time_ns - span.start_time_ns) / 1e6)
+        stack.extend((c, c_id, cost_above or has_cost, usage_above or has_usage)
+                     for c, c_id in children.get(span_id, []))
+    if not shares:
+        # No call spans (none made, or spans not stored): the trace's own totals stand for them.
+        return [_request_share(trace.info)]
+    return list(shares.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# Grouping
+
+
+def _parse_by(by: str | Sequence[str]) -> tuple[str, ...]:
+    keys = [by] if isinstance(by, str) else list(by or [])
+    keys = [k.strip() for key in keys for k in str(key).split(",") if k.strip()]
+    fix = ("group by some of: user, session, model, provider, day, hour, tag:<name>, "
+           "e.g. by=['user', 'model']")
+    if not keys:
+        raise ConfigurationError("by", by, "names no grouping", fix)
+    for key in keys:
+        if key not in PER_REQUEST_KEYS + PER_CALL_KEYS and not (
+                key.startswith("tag:") and len(key) > 4):
+            raise ConfigurationError("by", key, "is not a grouping", fix)
+    if len(set(keys)) != len(keys):
+        raise ConfigurationError("by", by, "names a grouping twice", fix)
+    return tuple(keys)
+
+
+def _key_function(key: str) -> Callable[[Any, _Share], Any]:
+    if key == "user":
+        return lambda info, share: info.trace_metadata.get(TRACE_USER)
+    if key == "session":
+        return lambda info, share: info.trace_metadata.get(TRACE_SESSION)
+    if key == "model":
+        return lambda info, share: share.model
+    if key == "provider":
+        return lambda info, share: share.provider
+    if key in TIME_KEYS:
+        form = "%Y-%m-%d" if key == "day" else "%Y-%m-%d %H:00"
+        return lambda info, share: datetime.fromtimestamp(
+            info.request_time / 1000, tz=timezone.utc).strftime(form)
+    tag = key[4:]
+    return lambda info, share: info.tags.get(tag)
+
+
+@dataclass
+class _Group:
+    trace_ids: set[str] = field(default_factory=set)
+    llm_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: Decimal = Decimal(0)
+    priced: bool = False
+    unpriced_calls: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+    def add(self, trace_id: str, share: _Share) -> None:
+        self.trace_ids.add(trace_id)
+        self.llm_calls += share.llm_calls
+        self.input_tokens += share.input_tokens
+        self.output_tokens += share.output_tokens
+        if share.cost is not None:
+            self.cost += share.cost
+            self.priced = True
+        self.unpriced_calls += share.unpriced_calls
+        self.latencies.extend(share.latencies)
+
+    def row(self) -> dict[str, Any]:
+        import numpy as np
+
+        p50 = p95 = math.nan
+        if self.latencies:
+            p50, p95 = (float(v) for v in np.percentile(self.latencies, [50, 95]))
+        # A group whose every call is unpriced has no known cost: NaN, never a $0 that reads
+        # as "free". A group that made no call at all did cost nothing.
+        total = float(self.cost) if self.priced or not self.unpriced_calls else math.nan
+        return {"requests": len(self.trace_ids), "llm_calls": self.llm_calls,
+                "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+                "total_cost": total, "unpriced_calls": self.unpriced_calls,
+                "p50_latency_ms": p50, "p95_latency_ms": p95}
+
+
+def cost_report(
+    by: str | Sequence[str] = "user",
+    *,
+    since: Any = None,
+    until: Any = None,
+    experiment: str | Sequence[str] | None = None,
+    filter: str | None = None,  # noqa: A002 - the name MLflow's search uses
+    tracking_uri: str | None = None,
+) -> pd.DataFrame:
+    """Cost, tokens and latency per group of requests, as a pandas DataFrame.
+
+    ``by`` takes one or more of ``user``, ``session``, ``model``, ``provider``, ``day``, ``hour``
+    and ``tag:<name>`` (a tag given to ``attribute()``). ``since`` and ``until`` take datetimes,
+    ISO dates and strings like ``"24h"``, ``"7d"``, ``"today"``, ``"yesterday"`` (UTC);
+    ``since`` is inclusive and ``until`` exclusive. ``experiment`` is a name or id (or a list of
+    them) and defaults to the one ``enable_tracing()`` set up. ``filter`` is an extra MLflow trace
+    search clause::
+
+        >>> genai_tracing.cost_report(by="user", since="yesterday", until="today")
+                        user  requests  llm_calls  input_tokens  output_tokens  total_cost  ...
+        0   ana@example.com        41         82        120500          20100      0.4521  ...
+        1   bob@example.com         7         14         10200           1900      0.0310  ...
+
+    One row per group, most expensive first (time groupings in time order). Columns: the group
+    keys, ``requests``, ``llm_calls``, ``input_tokens``, ``output_tokens``, ``total_cost`` (USD,
+    summed as ``Decimal``; NaN when every call in the group is unpriced), ``unpriced_calls``,
+    ``p50_latency_ms`` and ``p95_latency_ms``. The latency is the request's end-to-end latency;
+    grouped by ``model`` or ``provider`` it is the latency of the calls to that model, and
+    ``requests`` counts the requests that called it. A request without a user or a tag falls in
+    the group ``None``. ``df.attrs`` holds the experiments and the time window read.
+
+    Raises:
+        ConfigurationError: an unknown grouping or experiment, an unreadable time, ``since`` not
+            before ``until``, or a filter MLflow cannot parse.
+    """
+    import pandas as pd
+
+    keys = _parse_by(by)
+    window = Window.of(since, until)
+    source = _source(experiment, tracking_uri)
+    per_call = any(k in PER_CALL_KEYS for k in keys)
+    key_functions = [_key_function(k) for k in keys]
+    groups: dict[tuple[Any, ...], _Group] = {}
+    traces = 0
+    for trace in _traces(source, window, filter, include_spans=per_call):
+        traces += 1
+        info = trace.info
+        for share in _call_shares(trace) if per_call else [_request_share(info)]:
+            group_key = tuple(f(info, share) for f in key_functions)
+            groups.setdefault(group_key, _Group()).add(info.trace_id, share)
+    rows = [{**dict(zip(keys, group_key)), **group.row()} for group_key, group in groups.items()]
+    frame = pd.DataFrame(rows, columns=[*keys, *COLUMNS])
+    frame = _sorted(frame, keys)
+    frame.attrs.update(experiments=list(source.experiment_names), since=window.since,
+                       until=window.until, traces=traces, tracking_uri=source.tracking_uri)
+    return frame
+
+
+def _sorted(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    if frame.empty:
+        return frame.astype({"requests": int, "llm_calls": int, "input_tokens": int,
+                             "output_tokens": int, "total_cost": float, "unpriced_calls": int,
+                             "p50_latency_ms": float, "p95_latency_ms": float})
+    time_keys = [k for k in keys if k in TIME_KEYS]
+    others = [k for k in keys if k not in TIME_KEYS]
+    order = [*time_keys, "total_cost", *others]
+    ascending = [True] * len(time_keys) + [False] + [True] * len(others)
+    frame = frame.sort_values(order, ascending=ascending, na_position="last",
+                              kind="stable").reset_index(drop=True)
+    # A missing user or tag stays None (pandas would make it NaN, which reads as a number).
+    for key in keys:
+        frame[key] = frame[key].astype(object).where(frame[key].notna(), None)
+    return frame
+
+
+# ---------------------------------------------------------------------------------------------
+# Latency against prompt length
+
+
+LATENCY_MEASURES = ("prompt_chars", "input_tokens")
+
+
+def latency_report(
+    *,
+    since: Any = None,
+    until: Any = None,
+    experiment: str | Sequence[str] | None = None,
+    filter: str | None = None,  # noqa: A002
+    tracking_uri: str | None = None,
+    measure: str = "prompt_chars",
+    buckets: int | Sequence[float] = 5,
+) -> pd.DataFrame:
+    """Request latency by prompt length, with the correlation between the two.
+
+    Prompt length is ``measure``: ``"prompt_chars"`` (characters of text in the request, which
+    every root trace records) or ``"input_tokens"``. ``buckets`` is a number of equal-count buckets
+    or a list of bucket edges. One row per bucket, columns ``bucket``, ``min_<measure>``,
+    ``max_<measure>``, ``requests``, ``mean_latency_ms``, ``p50_latency_ms``, ``p95_latency_ms``;
+    ``df.attrs["correlation"]`` is Pearson's r over all requests (NaN under two requests or when
+    either side is constant)::
+
+        >>> df = genai_tracing.latency_report(since="7d")
+        >>> df.attrs["correlation"]    # close to 1: longer prompts, slower answers
+        0.83
+
+    The other options are those of ``cost_report()``.
+    """
+    import numpy as np
+    import pandas as pd
+
+    if measure not in LATENCY_MEASURES:
+        raise ConfigurationError("measure", measure, "is not a prompt-length measure",
+                                 f"use one of: {', '.join(LATENCY_MEASURES)}")
+    edges = _bucket_spec(buckets)
+    window = Window.of(since, until)
+    source = _source(experiment, tracking_uri)
+    sizes: list[float] = []
+    latencies: list[float] = []
+    for trace in _traces(source, window, filter, include_spans=False):
+        info = trace.info
+        latency = request_latency_ms(info)
+        if measure == "prompt_chars":
+            raw = info.trace_metadata.get(PROMPT_CHARS)
+            size = float(raw) if raw is not None and raw.isdigit() else None
+        else:
+            tokens = _json(info.trace_metadata.get(TRACE_TOKEN_USAGE))
+            size = float(tokens["input_tokens"]) if "input_tokens" in tokens else None
+        if latency is not None and size is not None:
+            sizes.append(size)
+            latencies.append(latency)
+    columns = ["bucket", f"min_{measure}", f"max_{measure}", "requests", "mean_latency_ms",
+               "p50_latency_ms", "p95_latency_ms"]
+    rows = []
+    if sizes:
+        x = pd.Series(sizes)
+        if isinstance(edges, int) and x.nunique() == 1:
+            bins = pd.Series([0] * len(x))       # one length only: one bucket
+        elif isinstance(edges, int):
+            bins = pd.qcut(x, q=min(edges, len(x)), duplicates="drop")
+        else:
+            bins = pd.cut(x, bins=[-math.inf, *edges, math.inf], right=False)
+        frame = pd.DataFrame({"size": sizes, "latency": latencies, "bin": bins})
+        for _, part in frame.groupby("bin", observed=True, sort=True):
+            low, high = part["size"].min(), part["size"].max()
+            p50, p95 = np.percentile(part["latency"], [50, 95])
+            rows.append({"bucket": f"{low:g}-{high:g}", f"min_{measure}": low,
+                         f"max_{measure}": high, "requests": len(part),
+                         "mean_latency_ms": float(part["latency"].mean()),
+                         "p50_latency_ms": float(p50), "p95_latency_ms": float(p95)})
+    result = pd.DataFrame(rows, columns=columns)
+    result.attrs.update(correlation=pearson(sizes, latencies), measure=measure,
+                        requests=len(sizes), experiments=list(source.experiment_names),
+                        since=window.since, until=window.until)
+    return result
+
+
+def _bucket_spec(buckets: Any) -> int | list[float]:
+    if isinstance(buckets, int) and not isinstance(buckets, bool) and buckets >= 1:
+        return buckets
+    if isinstance(buckets, (list, tuple)) and buckets and all(
+            isinstance(b, (int, float)) and not isinstance(b, bool) for b in buckets) and \
+            list(buckets) == sorted(set(buckets)):
+        return [float(b) for b in buckets]
+    raise ConfigurationError("buckets", buckets, "is neither a number of buckets nor a list of "
+                             "increasing edges", "pass e.g. buckets=4 or buckets=[100, 1000, 5000]")
+
+
+def pearson(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Pearson's correlation coefficient; NaN when it is undefined."""
+    import numpy as np
+
+    if len(xs) < 2:
+        return math.nan
+    x, y = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+    if x.std() == 0 or y.std() == 0:
+        return math.nan
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Charts
+
+
+def format_money(value: float | None) -> str:
+    """USD for people: cents above a dollar, more digits for the fractions of a cent LLMs cost."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if value == 0:
+        return "$0"
+    if abs(value) >= 1:
+        return f"${value:,.2f}"
+    if abs(value) >= 0.01:
+        digits = f"{value:.4f}".rstrip("0")
+        return "$" + digits + "0" * max(0, 2 - len(digits.split(".")[1]))
+    return f"${value:.6f}"
+
+
+_MAX_SERIES = 8
+_OTHER = "other"
+_NONE_LABEL = "(none)"
+
+
+def cost_chart(
+    by: str = "day",
+    *,
+    stack: str | None = "model",
+    since: Any = None,
+    until: Any = None,
+    experiment: str | Sequence[str] | None = None,
+    filter: str | None = None,  # noqa: A002
+    tracking_uri: str | None = None,
+    out: str | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Stacked bars of cost: one bar per ``by`` group, one colour per ``stack`` group.
+
+    Returns the matplotlib ``Figure`` (a notebook shows it) and writes it to ``out`` (PNG, SVG or
+    PDF by extension) when given. The options are those of ``cost_report()``::
+
+        genai_tracing.cost_chart(by="day", stack="model", since="30d", out="cost.png")
+
+    Raises:
+        ConfigurationError: as ``cost_report()``, or ``stack`` equal to ``by``.
+    """
+    figure, _ = chart_with_report(by, stack=stack, since=since, until=until,
+                                  experiment=experiment, filter=filter,
+                                  tracking_uri=tracking_uri, title=title)
+    if out is not None:
+        figure.savefig(out, dpi=110, bbox_inches="tight")
+    return figure
+
+
+def chart_with_report(by: str, *, stack: str | None, since: Any = None, until: Any = None,
+                      experiment: str | Sequence[str] | None = None, filter: str | None = None,
+                      tracking_uri: str | None = None, title: str | None = None
+                      ) -> tuple[Figure, pd.DataFrame]:
+    """``cost_chart()``'s figure and the ``cost_report()`` frame it was drawn from."""
+    keys = _parse_by([by] if stack is None else [by, stack])
+    if len(keys) > 2:
+        raise ConfigurationError("by", by, "takes one grouping in a chart",
+                                 "pass one grouping to by and one to stack")
+    window = Window.of(since, until)
+    frame = cost_report(list(keys), since=window.since, until=window.until,
+                        experiment=experiment, filter=filter, tracking_uri=tracking_uri)
+    figure = draw_cost_chart(frame, by=keys[0], stack=keys[1] if len(keys) > 1 else None,
+                             title=title or _chart_title(keys, window, frame))
+    return figure, frame
+
+
+def _chart_title(keys: Sequence[str], window: Window, frame: pd.DataFrame) -> str:
+    names = [k.removeprefix("tag:") for k in keys]
+    stacked = f", stacked by {names[1]}" if len(names) > 1 else ""
+    where = ", ".join(frame.attrs.get("experiments", []))
+    return f"LLM cost by {names[0]}{stacked}\n{where} {window.describe()}".strip()
+
+
+def draw_cost_chart(frame: pd.DataFrame, *, by: str, stack: str | None,
+                    title: str = "LLM cost") -> Figure:
+    """The stacked bar chart of a ``cost_report()`` frame, drawn with no GUI backend."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
+    table = _pivot(frame, by, stack)
+    labels = [str(i) for i in table.index]
+    crowded = len(labels) > 6 or sum(len(label) for label in labels) > 50
+    figure = Figure(figsize=(max(8.0, min(16.0, 0.45 * len(labels) + 4)), 5.0))
+    axes = figure.add_subplot()
+    positions = range(len(table.index))
+    bottom = [0.0] * len(table.index)
+    for series in table.columns:
+        heights = [float(v) for v in table[series]]
+        axes.bar(positions, heights, bottom=bottom, label=str(series), width=0.8)
+        bottom = [b + h for b, h in zip(bottom, heights)]
+    axes.set_xticks(list(positions), labels, rotation=35 if crowded else 0,
+                    ha="right" if crowded else "center")
+    axes.yaxis.set_major_formatter(FuncFormatter(lambda v, _: format_money(v)))
+    axes.set_xlabel(by.removeprefix("tag:"))
+    axes.set_ylabel("cost (USD)")
+    axes.set_title(title)
+    axes.grid(axis="y", alpha=0.3)
+    axes.set_axisbelow(True)
+    if stack is not None and len(table.columns):
+        axes.legend(title=stack.removeprefix("tag:"), loc="upper left",
+                    bbox_to_anchor=(1.01, 1.0), frameon=False)
+    if table.empty:
+        axes.text(0.5, 0.5, "no traces", ha="center", va="center", transform=axes.transAxes)
+    figure.tight_layout()
+    return figure
+
+
+def _pivot(frame: pd.DataFrame, by: str, stack: str | None) -> pd.DataFrame:
+    """Cost per ``by`` (rows) and ``stack`` (columns); small series folded into "other"."""
+    import pandas as pd
+
+    data = frame.assign(**{by: frame[by].fillna(_NONE_LABEL),
+                           "_cost": frame["total_cost"].fillna(0.0)})
+    series_key = stack if stack is not None else "_all"
+    if stack is None:
+        data = data.assign(_all="total")
+    else:
+        data[stack] = data[stack].fillna(_NONE_LABEL)
+    totals = data.groupby(series_key)["_cost"].sum().sort_values(ascending=False)
+    if len(totals) > _MAX_SERIES:
+        keep = set(totals.index[:_MAX_SERIES - 1])
+        data[series_key] = data[series_key].where(data[series_key].isin(keep), _OTHER)
+        totals = data.groupby(series_key)["_cost"].sum().sort_values(ascending=False)
+    table = data.pivot_table(index=by, columns=series_key, values="_cost", aggfunc="sum",
+                             fill_value=0.0)
+    table = table.reindex(columns=list(totals.index))
+    if by in TIME_KEYS:
+        table = table.sort_index()
+        if by == "day" and len(table.index) > 1:
+            days = pd.date_range(table.index[0], table.index[-1], freq="D")
+            table = table.reindex([d.strftime("%Y-%m-%d") for d in days], fill_value=0.0)
+    else:
+        table = table.loc[table.sum(axis=1).sort_values(ascending=False).index]
+    return table
+
+
+def draw_latency_chart(frame: pd.DataFrame, *, title: str | None = None) -> Figure:
+    """p50 and p95 latency per prompt-length bucket of a ``latency_report()`` frame."""
+    from matplotlib.figure import Figure
+
+    measure = frame.attrs.get("measure", "prompt_chars")
+    r = frame.attrs.get("correlation", math.nan)
+    figure = Figure(figsize=(7.0, 4.5))
+    axes = figure.add_subplot()
+    positions = list(range(len(frame)))
+    width = 0.4
+    axes.bar([p - width / 2 for p in positions], frame["p50_latency_ms"], width, label="p50")
+    axes.bar([p + width / 2 for p in positions], frame["p95_latency_ms"], width, label="p95")
+    axes.set_xticks(positions, list(frame["bucket"]))
+    axes.set_xlabel(measure.replace("_", " "))
+    axes.set_ylabel("latency (ms)")
+    axes.set_title(title or f"Latency by prompt length (Pearson r = {r:.2f}, "
+                            f"{frame.attrs.get('requests', 0)} requests)")
+    axes.legend(frameon=False)
+    axes.grid(axis="y", alpha=0.3)
+    axes.set_axisbelow(True)
+    figure.tight_layout()
+    return figure
+
+
+def describe_source(frame: pd.DataFrame) -> str:
+    """Which experiments and window a report frame covers, for messages."""
+    names = ", ".join(repr(n) for n in frame.attrs.get("experiments", [])) or "?"
+    return f"experiment {names} {Window(frame.attrs.get('since'), frame.attrs.get('until')).describe()}"
+
+
+def iter_rows(frame: pd.DataFrame) -> Iterable[dict[str, Any]]:
+    """Rows as plain dicts with None for NaN, for JSON."""
+    for record in frame.to_dict(orient="records"):
+        yield {k: (None if isinstance(v, float) and math.isnan(v) else
+                   v.item() if hasattr(v, "item") else v) for k, v in record.items()}

@@ -1,0 +1,337 @@
+"""The ``genai-tracing`` command (also ``python -m genai_tracing``): reports, charts and prices.
+
+    genai-tracing report --by user --since yesterday --until today
+    genai-tracing report --by day,model --since 7d --format csv > cost.csv
+    genai-tracing chart --by day --stack model --since 30d --out cost.png
+    genai-tracing latency --since 7d --out latency.png
+    genai-tracing price gpt-4o-mini
+
+Exit codes, for scripts: 0 success; 1 nothing to report (no trace matched, or no price is known
+for the model); 2 a usage or configuration error (unknown option, experiment or store, unreadable
+time, since not before until, bad price file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence, TextIO
+
+from ._errors import ConfigurationError
+
+EXIT_OK = 0
+EXIT_NO_DATA = 1
+EXIT_USAGE = 2
+
+
+class _NoData(Exception):
+    """Nothing matched: exit code 1, with a message saying what was searched."""
+
+
+def _report(args: argparse.Namespace, out: TextIO) -> int:
+    from ._reports import COLUMNS, cost_report, describe_source, format_money, iter_rows
+
+    frame = cost_report(args.by, since=args.since, until=args.until,
+                        experiment=args.experiment, filter=args.filter,
+                        tracking_uri=args.tracking_uri)
+    if frame.empty:
+        raise _NoData(f"no traces in {describe_source(frame)}")
+    if args.format == "csv":
+        frame.to_csv(out, index=False)
+    elif args.format == "json":
+        json.dump(list(iter_rows(frame)), out, indent=2)
+        out.write("\n")
+    else:
+        shown = frame.copy()
+        shown["total_cost"] = [format_money(v) for v in frame["total_cost"]]
+        for column in ("p50_latency_ms", "p95_latency_ms"):
+            shown[column] = ["-" if math.isnan(v) else f"{v:,.0f}" for v in frame[column]]
+        out.write(f"Cost by {', '.join(frame.columns[:-len(COLUMNS)])} - "
+                  f"{describe_source(frame)}\n\n")
+        out.write(shown.fillna("-").to_string(index=False))
+        total = frame["total_cost"].sum(min_count=1)
+        traces = frame.attrs.get("traces", 0)
+        out.write(f"\n\ntotal {format_money(float(total))} over {traces} "
+                  f"request{'' if traces == 1 else 's'}\n")
+    return EXIT_OK
+
+
+def _chart(args: argparse.Namespace, out: TextIO) -> int:
+    from ._reports import describe_source
+
+    figure, frame = render_chart(args)
+    if frame.empty:
+        raise _NoData(f"no traces in {describe_source(frame)}; no chart written")
+    figure.savefig(args.out, dpi=110, bbox_inches="tight")
+    stack = frame.columns[1] if len(frame.columns) > 9 else None
+    out.write(f"wrote {args.out}: cost by {args.by}{f' stacked by {stack}' if stack else ''}, "
+              f"{describe_source(frame)}\n")
+    return EXIT_OK
+
+
+def render_chart(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The figure ``chart`` writes and the report it shows, for ``chart``'s parsed arguments."""
+    from ._reports import chart_with_report
+
+    stack = None if args.stack in (None, "none") else args.stack
+    return chart_with_report(args.by, stack=stack, since=args.since, until=args.until,
+                             experiment=args.experiment, filter=args.filter,
+                             tracking_uri=args.tracking_uri, title=args.title)
+
+
+def _latency(args: argparse.Namespace, out: TextIO) -> int:
+    from ._reports import describe_source, draw_latency_chart, latency_report
+
+    buckets: Any = args.buckets
+    if args.edges:
+        try:
+            buckets = [float(e) for e in args.edges.split(",")]
+        except ValueError:
+            raise ConfigurationError("--edges", args.edges, "is not a list of numbers",
+                                     "write it as e.g. --edges 100,1000,5000") from None
+    frame = latency_report(since=args.since, until=args.until, experiment=args.experiment,
+                           filter=args.filter, tracking_uri=args.tracking_uri,
+                           measure=args.measure, buckets=buckets)
+    if frame.empty:
+        raise _NoData(f"no traces with a latency and a prompt length in {describe_source(frame)}")
+    r = frame.attrs["correlation"]
+    if args.format == "json":
+        from ._reports import iter_rows
+
+        json.dump({"correlation": None if math.isnan(r) else r, "measure": args.measure,
+                   "requests": frame.attrs["requests"], "buckets": list(iter_rows(frame))},
+                  out, indent=2)
+        out.write("\n")
+    elif args.format == "csv":
+        frame.to_csv(out, index=False)
+    else:
+        out.write(f"Latency by {args.measure} - {describe_source(frame)}\n\n")
+        out.write(frame.to_string(index=False, float_format=lambda v: f"{v:,.1f}"))
+        out.write(f"\n\nPearson r = {r:.3f} over {frame.attrs['requests']} requests"
+                  f" ({_strength(r)})\n")
+    if args.out:
+        draw_latency_chart(frame).savefig(args.out, dpi=110, bbox_inches="tight")
+        if args.format == "table":
+            out.write(f"wrote {args.out}\n")
+    return EXIT_OK
+
+
+def _strength(r: float) -> str:
+    if math.isnan(r):
+        return "undefined: too few requests, or no variation"
+    size = abs(r)
+    word = "strong" if size >= 0.7 else "moderate" if size >= 0.4 else "weak" if size >= 0.1 \
+        else "no"
+    sign = "" if word == "no" else " positive" if r > 0 else " negative"
+    return f"{word}{sign} correlation"
+
+
+def _price(args: argparse.Namespace, out: TextIO) -> int:
+    from ._estimate import estimate_cost
+
+    estimate = estimate_cost(args.model, input_tokens=args.input_tokens,
+                             output_tokens=args.output_tokens, provider=args.provider,
+                             prices=args.prices)
+    if estimate.price is None and estimate.total_cost is None:
+        raise _NoData(f"{args.model!r} has no price ({estimate.unpriced_reason}). "
+                      "Add it to a price file and pass it with --prices (or "
+                      "GENAI_TRACING_PRICES):\n"
+                      f"  [models.{json.dumps(args.model)}]\n"
+                      "  input_per_million = ...\n  output_per_million = ...")
+    price = dict(estimate.price or {})
+    if args.format == "json":
+        json.dump({"model": args.model, "provider": args.provider, "source": estimate.source,
+                   "price": price, "example": {
+                       "input_tokens": args.input_tokens, "output_tokens": args.output_tokens,
+                       "total_cost": str(estimate.total_cost)}}, out, indent=2)
+        out.write("\n")
+        return EXIT_OK
+    source = estimate.source or "?"
+    where = {"user": f"your price file {price.get('origin', '')}".rstrip(),
+             "litellm": "LiteLLM's bundled price map",
+             "genai-prices": "the genai-prices package",
+             "genai_tracing": "genai_tracing's built-in per-image prices",
+             "provider": "the cost the provider reports"}.get(source, source)
+    out.write(f"{args.model}: priced from {where}, entry {price.get('key', args.model)!r}\n")
+    for rate, value in (price.get("per_million") or {}).items():
+        unit = "per image" if rate == "per_image" else "per million tokens"
+        out.write(f"  {rate.replace('_', ' '):14} ${_plain(value)} {unit}\n")
+    for tier in price.get("tiers", []):
+        rates = ", ".join(f"{k} ${_plain(v)}" for k, v in tier.items()
+                          if k != "above_input_tokens")
+        out.write(f"  above {tier['above_input_tokens']:,} input tokens: {rates}\n")
+    if price.get("valid_from"):
+        out.write(f"  valid from {price['valid_from']}\n")
+    if estimate.fallbacks:
+        out.write(f"  fallbacks: {', '.join(estimate.fallbacks)}\n")
+    out.write(f"  {args.input_tokens:,} input + {args.output_tokens:,} output tokens cost "
+              f"${_plain(str(estimate.total_cost))}\n")
+    return EXIT_OK
+
+
+def _plain(value: Any) -> str:
+    """A Decimal string without trailing zeros or exponent: '0.15000000' -> '0.15'."""
+    from decimal import Decimal
+
+    number = Decimal(str(value)).normalize()
+    return f"{number:f}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Arguments
+
+
+def _add_source_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--since", help="start of the window, inclusive: 24h, 7d, today, "
+                        "yesterday, 2026-11-01 (UTC)")
+    parser.add_argument("--until", help="end of the window, exclusive (same forms)")
+    parser.add_argument("--experiment", action="append",
+                        help="experiment name or id; repeat for several (default: the one "
+                        "enable_tracing() would use)")
+    parser.add_argument("--filter", help="extra MLflow trace search clause, e.g. "
+                        "\"tags.feature = 'search'\"")
+    parser.add_argument("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI, "
+                        "else MLflow's default)")
+
+
+def _by_list(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; each subcommand sets ``run``."""
+    parser = argparse.ArgumentParser(
+        prog="genai-tracing", description="Cost reports, charts and prices for generative-AI "
+        "calls traced into MLflow by genai_tracing.",
+        epilog="Exit codes: 0 success, 1 nothing to report, 2 usage or configuration error.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    report = commands.add_parser("report", help="cost, tokens and latency per group",
+                                 description="One row per group: requests, LLM calls, tokens, "
+                                 "total cost, unpriced calls, p50/p95 latency.")
+    report.add_argument("--by", type=_by_list, default=["user"],
+                        help="user, session, model, provider, day, hour, tag:<name>; several "
+                        "separated by commas (default: user)")
+    _add_source_options(report)
+    report.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    report.set_defaults(run=_report, reads_store=True)
+
+    chart = commands.add_parser("chart", help="stacked bar chart of cost, as PNG",
+                                description="Bars of cost per --by group, stacked by --stack.")
+    chart.add_argument("--by", default="day", help="the bars (default: day)")
+    chart.add_argument("--stack", default="model",
+                       help="the colours within each bar, or 'none' (default: model)")
+    chart.add_argument("--out", required=True, help="file to write: .png, .svg or .pdf")
+    chart.add_argument("--title", help="chart title (default: says what is shown)")
+    _add_source_options(chart)
+    chart.set_defaults(run=_chart, reads_store=True)
+
+    latency = commands.add_parser("latency", help="latency by prompt length, with correlation",
+                                  description="Are long prompts slower? Latency per prompt-"
+                                  "length bucket and Pearson's r.")
+    latency.add_argument("--measure", choices=("prompt_chars", "input_tokens"),
+                         default="prompt_chars")
+    latency.add_argument("--buckets", type=int, default=5,
+                         help="number of equal-count buckets (default: 5)")
+    latency.add_argument("--edges", help="bucket edges instead, e.g. 100,1000,5000")
+    latency.add_argument("--out", help="also write a chart: .png, .svg or .pdf")
+    _add_source_options(latency)
+    latency.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    latency.set_defaults(run=_latency, reads_store=True)
+
+    price = commands.add_parser("price", help="which price applies to a model, and from where",
+                                description="The price a span of this model would be billed "
+                                "at, by the same precedence as tracing.")
+    price.add_argument("model")
+    price.add_argument("--provider", help="openai, anthropic, gemini, ... (helps catalog lookup)")
+    price.add_argument("--prices", help="your price file (default: GENAI_TRACING_PRICES)")
+    price.add_argument("--input-tokens", type=int, default=1_000_000,
+                       help="tokens for the example cost (default: 1,000,000)")
+    price.add_argument("--output-tokens", type=int, default=1_000_000)
+    price.add_argument("--format", choices=("table", "json"), default="table")
+    price.set_defaults(run=_price)
+
+    from . import _ui
+
+    ui = commands.add_parser("ui", help="open the MLflow UI at the experiment's traces",
+                             description="Serve the MLflow UI for a local store (or link to a "
+                                         "remote one) and print the link to the experiment's "
+                                         "traces for all time.")
+    _ui.add_ui_arguments(ui)
+    ui.set_defaults(run=lambda args, out: _ui.main_ui(args, out))
+
+    # More subcommands register here: a parser whose set_defaults(run=...) names a function
+    # (args, out) -> exit code; reads_store=True makes main() refuse a missing store.
+    return parser
+
+
+def _check_store(uri: str | None) -> None:
+    """A sqlite store that does not exist is a typo, not an empty store to create."""
+    if uri is None:
+        return
+    from ._config import validate_tracking_uri
+
+    uri = validate_tracking_uri(uri, "--tracking-uri")
+    if uri.lower().startswith("sqlite:///") and ":memory:" not in uri:
+        path = Path(uri[len("sqlite:///"):].split("?", 1)[0])
+        if not path.exists():
+            raise ConfigurationError("--tracking-uri", uri, f"no store file at {path}",
+                                     "point it at an existing MLflow sqlite file, e.g. "
+                                     "sqlite:///mlflow.db (four slashes for an absolute path)")
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
+         err: TextIO | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 1 no data, 2 usage or configuration).
+
+    Example::
+
+        from genai_tracing.cli import main
+        main(["report", "--by", "user", "--since", "yesterday", "--format", "csv"])
+    """
+    out = out or sys.stdout
+    err = err or sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse: --help is 0, a usage error 2
+        return int(e.code or 0) if not isinstance(e.code, str) else EXIT_USAGE
+    run: Callable[[argparse.Namespace, TextIO], int] = args.run
+    levels = _quiet_logs()
+    try:
+        if getattr(args, "reads_store", False):
+            _check_store(args.tracking_uri)
+        return run(args, out)
+    except ConfigurationError as e:
+        err.write(f"genai-tracing {args.command}: error: {e}\n")
+        return EXIT_USAGE
+    except _NoData as e:
+        err.write(f"genai-tracing {args.command}: {e}\n")
+        return EXIT_NO_DATA
+    except Exception as e:
+        from mlflow.exceptions import MlflowException
+
+        if not isinstance(e, MlflowException):
+            raise
+        # An unreachable server, a store MLflow cannot open: configuration, not a bug of ours.
+        err.write(f"genai-tracing {args.command}: error: MLflow: {e.message}\n")
+        return EXIT_USAGE
+    finally:
+        for logger, level in levels:
+            logger.setLevel(level)
+
+
+def _quiet_logs() -> list[tuple[Any, int]]:
+    """MLflow logs store migrations at INFO; a report keeps the terminal to its answer."""
+    import logging
+
+    previous = []
+    for name in ("mlflow", "alembic"):
+        logger = logging.getLogger(name)
+        previous.append((logger, logger.level))
+        if logger.getEffectiveLevel() < logging.WARNING:
+            logger.setLevel(logging.WARNING)
+    return previous

@@ -1,0 +1,392 @@
+"""cost_report() and latency_report(), read back from a real sqlite store.
+
+The traffic below is made by the real SDK clients against the loopback fakes, each request under
+``attribute()`` and under a root span whose start and end times the test sets: the days and the
+latencies are known exactly. Every expected cost is computed by hand from the prices written here.
+
+A request "yesterday" runs now with the span clock set back (``span_clock_at``), so the calls'
+own spans fall inside their request's span, as in live traffic. MLflow's store takes a trace's
+duration from its spans' range; a child span stamped "now" under a root stamped "yesterday" would
+stretch it to a day.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Callable, Iterator
+
+import mlflow
+import pytest
+from mlflow.tracing.provider import safe_set_span_in_context
+
+import genai_tracing
+from genai_tracing import ConfigurationError
+from genai_tracing._reports import Window, parse_time
+from genai_tracing.testing import FakeProvider, FakeUsage, TemporaryStore
+
+from conftest import anthropic_client, gemini_client, openai_client
+
+M = 1_000_000
+# USD per million tokens.
+PRICES = {"models": {
+    "gpt-4o-mini": {"input_per_million": 0.15, "output_per_million": 0.6},
+    "claude-sonnet-4-5": {"input_per_million": 3.0, "output_per_million": 15.0},
+    "gemini-2.5-flash": {"input_per_million": 0.3, "output_per_million": 2.5},
+}}
+# One call of each kind, with its cost worked out from PRICES.
+OPENAI = ("openai", "gpt-4o-mini", FakeUsage(input_tokens=200_000, output_tokens=50_000))
+OPENAI_COST = 200_000 * 0.15 / M + 50_000 * 0.6 / M            # 0.03 + 0.03 = 0.06
+CLAUDE = ("anthropic", "claude-sonnet-4-5", FakeUsage(input_tokens=100_000, output_tokens=20_000))
+CLAUDE_COST = 100_000 * 3.0 / M + 20_000 * 15.0 / M            # 0.30 + 0.30 = 0.60
+GEMINI = ("gemini", "gemini-2.5-flash", FakeUsage(input_tokens=100_000, output_tokens=40_000))
+GEMINI_COST = 100_000 * 0.3 / M + 40_000 * 2.5 / M             # 0.03 + 0.10 = 0.13
+MYSTERY = ("openai", "mystery-model", FakeUsage(input_tokens=1_000, output_tokens=100))  # unpriced
+
+TODAY = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+YESTERDAY = TODAY - timedelta(days=1)
+TWO_DAYS_AGO = TODAY - timedelta(days=2)
+
+
+@dataclass
+class Request:
+    user: str | None
+    calls: list[tuple[str, str, FakeUsage]]
+    at: datetime
+    latency_ms: int
+    session: str | None = None
+    prompt: str = "Draw me a sheep"
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+TRAFFIC = [
+    Request("ana", [CLAUDE, OPENAI], YESTERDAY + timedelta(hours=9), 1000, "s1",
+            tags={"feature": "search"}),
+    Request("ana", [CLAUDE], YESTERDAY + timedelta(hours=15), 2000, "s1", tags={"feature": "chat"}),
+    Request("bob", [GEMINI, GEMINI], YESTERDAY + timedelta(hours=10), 1500, "s2",
+            tags={"feature": "search"}),
+    Request("bob", [OPENAI], TWO_DAYS_AGO + timedelta(hours=12), 500, tags={"feature": "chat"}),
+    Request("carol", [OPENAI, MYSTERY], TODAY + timedelta(minutes=1), 700),
+    Request(None, [OPENAI], YESTERDAY + timedelta(hours=11), 800),
+]
+ALL_COST = 2 * CLAUDE_COST + 4 * OPENAI_COST + 2 * GEMINI_COST      # 1.70
+
+
+def callers(fake: FakeProvider) -> dict[str, Callable[[str], Any]]:
+    oai, claude, gemini = openai_client(fake), anthropic_client(fake), gemini_client(fake)
+    messages = [{"role": "user", "content": "Draw me a sheep"}]
+    return {
+        "openai": lambda model: oai.chat.completions.create(model=model, messages=messages),
+        "anthropic": lambda model: claude.messages.create(model=model, max_tokens=100,
+                                                          messages=messages),
+        "gemini": lambda model: gemini.models.generate_content(model=model,
+                                                               contents="Draw me a sheep"),
+    }
+
+
+@contextmanager
+def span_clock_at(when_ns: int) -> Iterator[None]:
+    """Spans started inside read a clock set back to ``when_ns``; the calls still run now.
+
+    MLflow's spans take their times from OpenTelemetry's SDK clock, and nothing else reads it.
+    """
+    import opentelemetry.sdk.trace as sdk
+
+    real = sdk.time_ns
+    offset = real() - when_ns
+    sdk.time_ns = lambda: real() - offset
+    try:
+        yield
+    finally:
+        sdk.time_ns = real
+
+
+def send(fake: FakeProvider, call: dict[str, Callable[[str], Any]], request: Request) -> str:
+    """One request: a root span at the request's time, the calls inside it, a known latency."""
+    start_ns = int(request.at.timestamp()) * 1_000_000_000
+    with span_clock_at(start_ns), genai_tracing.attribute(
+            user=request.user, session=request.session, **request.tags):
+        root = mlflow.start_span_no_context("handle_request", inputs={"prompt": request.prompt},
+                                            start_time_ns=start_ns)
+        with safe_set_span_in_context(root):
+            for provider, model, usage in request.calls:
+                fake.usage = usage
+                call[provider](model)
+        root.end(outputs="done", end_time_ns=start_ns + request.latency_ms * 1_000_000)
+    return root.trace_id
+
+
+def fill(fake: FakeProvider, store: TemporaryStore, traffic: list[Request] = TRAFFIC) -> None:
+    genai_tracing.enable_tracing(prices=PRICES)
+    call = callers(fake)
+    for request in traffic:
+        send(fake, call, request)
+    store.flush()
+
+
+def rows(frame: Any, *keys: str) -> dict[Any, dict[str, Any]]:
+    """Report rows by their group key (a tuple when grouped by several keys)."""
+    out = {}
+    for record in frame.to_dict(orient="records"):
+        key = tuple(record[k] for k in keys)
+        out[key if len(keys) > 1 else key[0]] = record
+    return out
+
+
+def cents(value: float) -> int:
+    return round(value * 100)
+
+
+# -- by request ----------------------------------------------------------------------------
+
+def test_report_by_user_yesterday_sums_to_the_cent(fake_provider, mlflow_store):
+    fill(fake_provider, mlflow_store)
+
+    frame = genai_tracing.cost_report(by="user", since="yesterday", until="today")
+
+    assert list(frame.columns) == ["user", "requests", "llm_calls", "input_tokens",
+                                   "output_tokens", "total_cost", "unpriced_calls",
+                                   "p50_latency_ms", "p95_latency_ms"]
+    by_user = rows(frame, "user")
+    assert set(by_user) == {"ana", "bob", None}
+    ana = by_user["ana"]
+    assert (ana["requests"], ana["llm_calls"]) == (2, 3)
+    assert (ana["input_tokens"], ana["output_tokens"]) == (400_000, 90_000)
+    assert ana["total_cost"] == pytest.approx(2 * CLAUDE_COST + OPENAI_COST, rel=1e-12)
+    assert cents(ana["total_cost"]) == 126
+    assert cents(by_user["bob"]["total_cost"]) == 26
+    assert by_user["bob"]["requests"] == 1                 # his other request was 2 days ago
+    assert by_user[None]["total_cost"] == pytest.approx(OPENAI_COST, rel=1e-12)
+    # The most expensive first; the latencies are the root spans' own: 1000 and 2000 ms.
+    assert frame["user"].tolist()[0] == "ana"
+    assert ana["p50_latency_ms"] == pytest.approx(1500)
+    assert ana["p95_latency_ms"] == pytest.approx(1000 + 0.95 * 1000)
+    assert cents(frame["total_cost"].sum()) == 126 + 26 + 6
+    assert frame.attrs["experiments"] == ["genai-tracing"]
+
+
+def test_report_over_all_time_counts_unpriced_calls_apart(fake_provider, mlflow_store):
+    fill(fake_provider, mlflow_store)
+
+    by_user = rows(genai_tracing.cost_report(by="user"), "user")
+
+    carol = by_user["carol"]
+    assert (carol["requests"], carol["llm_calls"], carol["unpriced_calls"]) == (1, 2, 1)
+    assert carol["total_cost"] == pytest.approx(OPENAI_COST, rel=1e-12)  # the priced call only
+    assert carol["input_tokens"] == 200_000 + 1_000
+    bob = by_user["bob"]
+    assert (bob["requests"], bob["llm_calls"]) == (2, 3)
+    assert bob["total_cost"] == pytest.approx(2 * GEMINI_COST + OPENAI_COST, rel=1e-12)
+    # bob's latencies 1500 and 500: numpy's linear interpolation between the two.
+    assert bob["p50_latency_ms"] == pytest.approx(1000)
+    assert bob["p95_latency_ms"] == pytest.approx(500 + 0.95 * 1000)
+    assert sum(r["total_cost"] for r in by_user.values()) == pytest.approx(ALL_COST, rel=1e-12)
+
+
+def test_report_by_day_hour_session_and_tag(fake_provider, mlflow_store):
+    fill(fake_provider, mlflow_store)
+
+    by_day = genai_tracing.cost_report(by="day")
+    assert by_day["day"].tolist() == [f"{d:%Y-%m-%d}" for d in (TWO_DAYS_AGO, YESTERDAY, TODAY)]
+    assert [cents(v) for v in by_day["total_cost"]] == [6, 126 + 26 + 6, 6]
+    assert by_day["requests"].tolist() == [1, 4, 1]
+
+    by_hour = rows(genai_tracing.cost_report(by="hour", since=YESTERDAY, until=TODAY), "hour")
+    assert set(by_hour) == {f"{YESTERDAY:%Y-%m-%d} {h:02d}:00" for h in (9, 10, 11, 15)}
+    assert by_hour[f"{YESTERDAY:%Y-%m-%d} 09:00"]["total_cost"] == pytest.approx(
+        CLAUDE_COST + OPENAI_COST, rel=1e-12)
+
+    by_session = rows(genai_tracing.cost_report(by="session"), "session")
+    assert cents(by_session["s1"]["total_cost"]) == 126
+    assert cents(by_session["s2"]["total_cost"]) == 26
+    assert by_session[None]["requests"] == 3
+
+    by_feature = rows(genai_tracing.cost_report(by="tag:feature"), "tag:feature")
+    assert by_feature["search"]["total_cost"] == pytest.approx(
+        CLAUDE_COST + OPENAI_COST + 2 * GEMINI_COST, rel=1e-12)
+    assert by_feature["chat"]["total_cost"] == pytest.approx(CLAUDE_COST + OPENAI_COST, rel=1e-12)
+    assert by_feature[None]["requests"] == 2
+
+
+# -- by call -------------------------------------------------------------------------------
+
+def test_report_by_model_and_provider_reads_the_spans(fake_provider, mlflow_store):
+    fill(fake_provider, mlflow_store)
+
+    by_model = genai_tracing.cost_report(by="model")
+    models = rows(by_model, "model")
+    assert set(models) == {"claude-sonnet-4-5", "gpt-4o-mini", "gemini-2.5-flash",
+                           "mystery-model"}
+    assert by_model["model"].tolist()[0] == "claude-sonnet-4-5"    # it drives the bill
+    claude = models["claude-sonnet-4-5"]
+    assert (claude["requests"], claude["llm_calls"]) == (2, 2)
+    assert claude["total_cost"] == pytest.approx(2 * CLAUDE_COST, rel=1e-12)
+    mini = models["gpt-4o-mini"]
+    assert (mini["requests"], mini["llm_calls"], mini["input_tokens"]) == (4, 4, 800_000)
+    assert mini["total_cost"] == pytest.approx(4 * OPENAI_COST, rel=1e-12)
+    assert (models["gemini-2.5-flash"]["requests"], models["gemini-2.5-flash"]["llm_calls"]) \
+        == (1, 2)
+    mystery = models["mystery-model"]
+    assert mystery["unpriced_calls"] == 1
+    assert math.isnan(mystery["total_cost"])        # unknown, never $0
+    # Per call or per request, the money adds up the same.
+    assert by_model["total_cost"].sum() == pytest.approx(ALL_COST, rel=1e-12)
+    assert by_model["input_tokens"].sum() == \
+        genai_tracing.cost_report(by="user")["input_tokens"].sum()
+
+    providers = rows(genai_tracing.cost_report(by="provider"), "provider")
+    assert providers["openai"]["llm_calls"] == 5
+    assert providers["openai"]["unpriced_calls"] == 1
+    assert providers["openai"]["total_cost"] == pytest.approx(4 * OPENAI_COST, rel=1e-12)
+    assert providers["anthropic"]["total_cost"] == pytest.approx(2 * CLAUDE_COST, rel=1e-12)
+
+
+def test_report_by_user_and_model(fake_provider, mlflow_store):
+    fill(fake_provider, mlflow_store)
+
+    frame = genai_tracing.cost_report(by=["user", "model"], since="yesterday", until="today")
+
+    table = rows(frame, "user", "model")
+    assert set(table) == {("ana", "claude-sonnet-4-5"), ("ana", "gpt-4o-mini"),
+                          ("bob", "gemini-2.5-flash"), (None, "gpt-4o-mini")}
+    assert table[("ana", "claude-sonnet-4-5")]["total_cost"] == pytest.approx(
+        2 * CLAUDE_COST, rel=1e-12)
+    assert table[("ana", "claude-sonnet-4-5")]["requests"] == 2
+    assert table[("ana", "gpt-4o-mini")]["requests"] == 1
+    assert cents(frame["total_cost"].sum()) == 158
+    # "user,model" is the same as a list.
+    assert genai_tracing.cost_report(by="user,model", since="yesterday", until="today").equals(
+        frame)
+
+
+# -- filters and options -------------------------------------------------------------------
+
+def test_filter_experiment_and_empty_results(fake_provider, mlflow_store):
+    fill(fake_provider, mlflow_store)
+
+    searched = genai_tracing.cost_report(by="user", filter="tags.feature = 'search'")
+    assert rows(searched, "user").keys() == {"ana", "bob"}
+    assert searched["requests"].sum() == 2
+
+    same = genai_tracing.cost_report(by="user", experiment="genai-tracing")
+    assert same["total_cost"].sum() == pytest.approx(ALL_COST, rel=1e-12)
+
+    future = genai_tracing.cost_report(by="user", since=TODAY + timedelta(days=2))
+    assert future.empty
+    assert list(future.columns)[0] == "user"
+
+    with pytest.raises(ConfigurationError, match="no experiment has that name") as e:
+        genai_tracing.cost_report(experiment="no-such-experiment")
+    assert "genai-tracing" in e.value.fix                     # the fix lists the real ones
+    with pytest.raises(ConfigurationError, match="filter"):
+        genai_tracing.cost_report(filter="this is not a filter")
+    with pytest.raises(ConfigurationError, match="is not a grouping"):
+        genai_tracing.cost_report(by="country")
+    with pytest.raises(ConfigurationError, match="is not before until"):
+        genai_tracing.cost_report(since="today", until="yesterday")
+
+
+def test_parse_time_forms():
+    now = datetime(2026, 11, 25, 15, 30, tzinfo=timezone.utc)
+    midnight = datetime(2026, 11, 25, tzinfo=timezone.utc)
+
+    assert parse_time("24h", now=now) == now - timedelta(hours=24)
+    assert parse_time("7d", now=now) == now - timedelta(days=7)
+    assert parse_time("30m", now=now) == now - timedelta(minutes=30)
+    assert parse_time("2w", now=now) == now - timedelta(weeks=2)
+    assert parse_time("today", now=now) == midnight
+    assert parse_time("Yesterday", now=now) == midnight - timedelta(days=1)
+    assert parse_time("now", now=now) == now
+    assert parse_time("2026-11-01", now=now) == datetime(2026, 11, 1, tzinfo=timezone.utc)
+    assert parse_time("2026-11-01T08:15Z", now=now) == \
+        datetime(2026, 11, 1, 8, 15, tzinfo=timezone.utc)
+    assert parse_time("2026-11-01T08:15+02:00", now=now) == \
+        datetime(2026, 11, 1, 6, 15, tzinfo=timezone.utc)
+    assert parse_time(datetime(2026, 1, 2, 3, 4), now=now) == \
+        datetime(2026, 1, 2, 3, 4, tzinfo=timezone.utc)                  # naive means UTC
+    assert parse_time(date(2026, 1, 2), now=now) == datetime(2026, 1, 2, tzinfo=timezone.utc)
+    assert parse_time(None) is None
+
+    for bad in ("last tuesday", "7 parsecs", "", 42):
+        with pytest.raises(ConfigurationError, match="is not a time"):
+            parse_time(bad, now=now)
+    window = Window.of("yesterday", "today", now=now)
+    assert (window.since, window.until) == (midnight - timedelta(days=1), midnight)
+    assert window.filters() == [f"timestamp_ms >= {int(window.since.timestamp() * 1000)}",
+                                f"timestamp_ms < {int(midnight.timestamp() * 1000)}"]
+    with pytest.raises(ConfigurationError, match="is not before until"):
+        Window.of("2026-11-02", "2026-11-01", now=now)
+
+
+# -- latency -------------------------------------------------------------------------------
+
+def test_latency_report_buckets_and_correlation(fake_provider, mlflow_store):
+    sizes = [100, 200, 300, 400, 500, 600]
+    latencies = [1000, 1400, 1600, 2600, 3000, 2400]
+    traffic = [Request("ana", [OPENAI], YESTERDAY + timedelta(hours=i), latency,
+                       prompt="x" * size) for i, (size, latency) in enumerate(zip(sizes,
+                                                                                  latencies))]
+    fill(fake_provider, mlflow_store, traffic)
+
+    frame = genai_tracing.latency_report(buckets=3)
+
+    # Pearson's r by its definition.
+    n = len(sizes)
+    mx, my = sum(sizes) / n, sum(latencies) / n
+    cov = sum((x - mx) * (y - my) for x, y in zip(sizes, latencies))
+    r = cov / math.sqrt(sum((x - mx) ** 2 for x in sizes) * sum((y - my) ** 2 for y in latencies))
+    assert frame.attrs["correlation"] == pytest.approx(r, rel=1e-9)
+    assert frame.attrs["requests"] == 6
+    assert frame["bucket"].tolist() == ["100-200", "300-400", "500-600"]
+    assert frame["requests"].tolist() == [2, 2, 2]
+    assert frame["p50_latency_ms"].tolist() == pytest.approx([1200, 2100, 2700])
+    assert frame["p95_latency_ms"].tolist() == pytest.approx(
+        [1000 + 0.95 * 400, 1600 + 0.95 * 1000, 2400 + 0.95 * 600])
+
+    edges = genai_tracing.latency_report(buckets=[250])
+    assert edges["requests"].tolist() == [2, 4]
+    assert edges["max_prompt_chars"].tolist() == [200, 600]
+    by_tokens = genai_tracing.latency_report(measure="input_tokens")
+    assert math.isnan(by_tokens.attrs["correlation"])     # every request read 200,000 tokens
+
+
+# -- per-request runs ----------------------------------------------------------------------
+
+def test_log_runs_writes_one_run_per_request(fake_provider, mlflow_store):
+    from genai_tracing import _runs
+
+    genai_tracing.enable_tracing(prices=PRICES, log_runs=True)
+    call = callers(fake_provider)
+    trace_ids = [send(fake_provider, call, request) for request in TRAFFIC[:3]]
+    _runs.flush()
+    mlflow_store.flush()
+
+    experiment_id = genai_tracing.active_config().experiment_id
+    runs = {r.data.tags["genai_tracing.trace_id"]: r for r in
+            mlflow.MlflowClient(mlflow_store.uri).search_runs([experiment_id])}
+    assert set(runs) == set(trace_ids)
+    first = runs[trace_ids[0]]
+    assert first.data.tags["user"] == "ana"
+    assert first.data.tags["session"] == "s1"
+    assert first.data.params == {"feature": "search"}
+    assert first.data.metrics["input_tokens"] == 300_000
+    assert first.data.metrics["output_tokens"] == 70_000
+    assert first.data.metrics["estimated_cost_usd"] == pytest.approx(CLAUDE_COST + OPENAI_COST,
+                                                                     rel=1e-12)
+    assert "processing_time_ms" in first.data.metrics
+    assert runs[trace_ids[2]].data.tags["user"] == "bob"
+    assert runs[trace_ids[2]].data.metrics["estimated_cost_usd"] == pytest.approx(
+        2 * GEMINI_COST, rel=1e-12)
+
+    genai_tracing.disable_tracing()
+    assert _runs._writer is None
+
+
+def test_log_runs_option_is_validated(mlflow_store, monkeypatch):
+    with pytest.raises(ConfigurationError, match="log_runs"):
+        genai_tracing.enable_tracing(log_runs="yes")
+    monkeypatch.setenv("GENAI_TRACING_LOG_RUNS", "maybe")
+    with pytest.raises(ConfigurationError, match="GENAI_TRACING_LOG_RUNS"):
+        genai_tracing.enable_tracing()
