@@ -27,6 +27,8 @@ def enable_tracing(
     providers: Iterable[str] | None = None,
     enabled: bool | None = None,
     prices: str | Mapping[str, Any] | None = None,
+    budgets: Iterable[Any] | None = None,
+    log_runs: bool | None = None,
 ) -> TracingConfig:
     """Trace every installed provider SDK into MLflow, with tokens and cost on each call.
 
@@ -36,6 +38,10 @@ def enable_tracing(
         import genai_tracing
         config = genai_tracing.enable_tracing(experiment="my-app-dev")
         print(config)   # TracingConfig(enabled=True, tracking_uri='sqlite:///mlflow.db', ...)
+
+    ``budgets`` takes ``Budget`` objects or mappings of ``set_budget()``'s options and replaces
+    the budgets a previous ``enable_tracing()`` set (``None`` keeps them). ``log_runs=True`` (or
+    ``GENAI_TRACING_LOG_RUNS=1``) writes one MLflow run per request, from a background thread.
 
     Raises:
         ConfigurationError: an option (or its environment variable) has a value that cannot work.
@@ -61,6 +67,10 @@ def enable_tracing(
         from ._pricing import load_price_table
 
         table, prices_label, prices_source = load_price_table(prices)
+        from . import _budgets, _runs
+
+        budget_list = _budgets.parse(budgets) if budgets is not None else None
+        runs_on, _ = _runs.resolve(log_runs)
         wanted = TracingConfig(
             enabled=True,
             tracking_uri=uri,
@@ -73,11 +83,12 @@ def enable_tracing(
             price_table=table,
             prices_fingerprint=table.fingerprint,
         )
-        if _active is not None and _same_request(_active, wanted):
-            return _active
-        if _active is not None:
-            _teardown()
-        _active = _setup(wanted)
+        if _active is None or not _same_request(_active, wanted):
+            if _active is not None:
+                _teardown()
+            _active = _setup(wanted)
+        _budgets.configure(budget_list)
+        _runs.configure(runs_on)
         return _active
 
 
@@ -109,6 +120,11 @@ def _setup(config: TracingConfig) -> TracingConfig:
 
     from . import _processor
 
+    # Before the first store call: a tracking server that is down must not hold up start-up or
+    # exit for minutes (MLflow retries each request with backoff for ~4 minutes by default).
+    from . import _export
+
+    _export.harden(config)
     # Everything the export thread would import lazily is imported here, in the caller's thread:
     # a half-imported module (httpx via litellm) seen from another thread breaks user calls.
     _processor.preload(config)
@@ -157,7 +173,9 @@ def _teardown() -> None:
     from . import _processor
 
     _processor.uninstall()
-    from . import providers
+    from . import _runs, providers
+
+    _runs.configure(False)  # writes the runs still queued
 
     for name, module in zip(_autologged, providers.load(_autologged)):
         flavor = PROVIDERS[name].autolog

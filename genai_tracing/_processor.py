@@ -150,6 +150,13 @@ def genai_tracing_span_processor(span: LiveSpan) -> None:
         _process(span, state)
     except Exception:
         internal_error("span processing")
+    try:  # the span has its final cost (and a root its trace totals): budgets, per-request runs
+        from . import _budgets, _runs
+
+        _budgets.observe(span)
+        _runs.observe(span)
+    except Exception:
+        internal_error("budgets and runs")
 
 
 def _process(span: LiveSpan, state: _State) -> None:
