@@ -373,6 +373,9 @@ def _gemini_usage(u: FakeUsage, done: float = 1.0) -> dict[str, Any]:
 # -- HTTP plumbing -------------------------------------------------------------------------
 
 class _Server(ThreadingHTTPServer):
+    # Bursts of concurrent clients (each SDK client opens its own connections) must queue, not
+    # be refused: the stdlib default backlog is 5.
+    request_queue_size = 128
     daemon_threads = True
 
     def __init__(self, fake: FakeProvider) -> None:
