@@ -90,12 +90,14 @@ def _register_exit_hook() -> None:
     # one runs while MLflow's export workers still run, and before MLflow's own unbounded drain
     # (an atexit hook registered whenever its exporter is re-created, so order there is unknown).
     register = getattr(threading, "_register_atexit", None)
-    if register is not None:
-        register(flush_at_exit)
-    else:  # pragma: no cover - CPython has had it since 3.9
+    if register is None:  # pragma: no cover - CPython has had it since 3.9
         import atexit
 
-        atexit.register(flush_at_exit)
+        register = atexit.register
+    try:
+        register(flush_at_exit)
+    except RuntimeError:  # enable_tracing() called while the interpreter shuts down
+        logger.debug("genai_tracing: no exit flush registered", exc_info=True)
 
 
 def flush_at_exit() -> None:
