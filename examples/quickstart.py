@@ -78,9 +78,11 @@ def main() -> None:
     print("trace.info.token_usage =", trace.info.token_usage)
     print("trace.info.cost        =", trace.info.cost)
     print()
-    print("Open it in the MLflow UI (then Experiments > genai-tracing-quickstart > Traces):")
+    print("Open it in the MLflow UI (it prints the link to this experiment's traces):")
+    print(f"  genai-tracing ui --tracking-uri sqlite:///{STORE} "
+          "--experiment genai-tracing-quickstart")
+    print("or with MLflow alone (then Experiments > genai-tracing-quickstart > Traces):")
     print(f"  mlflow server --backend-store-uri sqlite:///{STORE} --port 5000")
-    print("  and browse http://127.0.0.1:5000")
 
 
 if __name__ == "__main__":
