@@ -22,6 +22,7 @@ from ._config import TracingConfig  # noqa: E402
 from ._enable import active_config, disable_tracing, enable_tracing  # noqa: E402
 from ._errors import ConfigurationError  # noqa: E402
 from ._estimate import CostEstimate, estimate_cost  # noqa: E402
+from ._export import dropped_traces  # noqa: E402
 from ._reports import cost_chart, cost_report, latency_report  # noqa: E402
 
 __version__ = "0.1.0"
@@ -39,6 +40,7 @@ __all__ = [
     "cost_chart",
     "cost_report",
     "disable_tracing",
+    "dropped_traces",
     "enable_tracing",
     "estimate_cost",
     "latency_report",

@@ -60,6 +60,61 @@ def harden(config: TracingConfig) -> None:
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
     _register_exit_hook()
+    _count_drops()
+
+
+_dropped_traces = 0
+_dropped_exports = 0
+
+
+def dropped_traces() -> int:
+    """How many traces MLflow's export queue dropped in this process because it was full.
+
+    MLflow drops an export when its queue is full rather than block the app; genai_tracing counts
+    each drop and says so in one warning, so an overload is never silent::
+
+        if genai_tracing.dropped_traces():
+            ...  # raise MLFLOW_ASYNC_TRACE_LOGGING_MAX_QUEUE_SIZE, or a faster store
+    """
+    return _dropped_traces
+
+
+def _count_drops() -> None:
+    """Wrap MLflow's export-queue ``put`` (once) to count what it drops when full."""
+    try:
+        from mlflow.tracing.export.async_export_queue import AsyncTraceExportQueue
+    except ImportError:  # pragma: no cover - MLflow moved it: drops stay MLflow's warning only
+        return
+    put = AsyncTraceExportQueue.put
+    if getattr(put, "__genai_tracing_original__", None) is not None:
+        return
+
+    def put_counting_drops(self: Any, task: Any) -> None:
+        try:
+            full = self.is_active() and self._queue.full()
+        except Exception:
+            full = False
+        put(self, task)
+        if full:
+            _record_drop(task)
+
+    put_counting_drops.__genai_tracing_original__ = put  # type: ignore[attr-defined]
+    AsyncTraceExportQueue.put = put_counting_drops
+
+
+def _record_drop(task: Any) -> None:
+    global _dropped_traces, _dropped_exports
+    with _lock:
+        first = _dropped_exports == 0
+        _dropped_exports += 1
+        # A trace is exported as span batches then one trace record; count the trace records.
+        if getattr(getattr(task, "handler", None), "__name__", "") == "_log_trace":
+            _dropped_traces += 1
+    if first:
+        logger.warning("genai_tracing: MLflow's trace export queue is full, so traces are being "
+                       "dropped (genai_tracing.dropped_traces() counts them). Raise "
+                       "MLFLOW_ASYNC_TRACE_LOGGING_MAX_QUEUE_SIZE or "
+                       "MLFLOW_ASYNC_TRACE_LOGGING_MAX_WORKERS, or use a faster tracking store.")
 
 
 def resolve_exit_timeout() -> float:

@@ -377,7 +377,8 @@ def test_public_api():
     assert sorted(genai_tracing.__all__) == sorted([
         "Budget", "BudgetExceeded", "ConfigurationError", "CostEstimate", "TracingConfig",
         "active_config", "attribute", "check_budget", "clear_budgets", "cost_chart",
-        "cost_report", "disable_tracing", "enable_tracing", "estimate_cost", "latency_report",
+        "cost_report", "disable_tracing", "dropped_traces", "enable_tracing", "estimate_cost",
+        "latency_report",
         "set_budget",
     ])
     for name in genai_tracing.__all__:
