@@ -163,6 +163,30 @@ def wrap_call(original: Callable[..., Any], *, name: str, span_type: str, provid
     return traced
 
 
+def streams_only(traced: Callable[..., Any], original: Callable[..., Any]) -> Callable[..., Any]:
+    """Route ``stream=True`` calls through ``traced``; plain calls stay MLflow autolog's alone."""
+    if inspect.iscoroutinefunction(original):
+        @functools.wraps(original)
+        async def call_async(*args: Any, **kwargs: Any) -> Any:
+            if kwargs.get("stream"):
+                return await traced(*args, **kwargs)
+            return await original(*args, **kwargs)
+        return call_async
+
+    @functools.wraps(original)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("stream"):
+            return traced(*args, **kwargs)
+        return original(*args, **kwargs)
+    return call
+
+
+def end_with_result(span: CallSpan, result: Any, kwargs: dict[str, Any]) -> Any:
+    """``wrap_call``'s ``finish`` for a plain call: the result is the span's output, as is."""
+    span.end(outputs=result)
+    return result
+
+
 def original_of(function: Any) -> Any:
     return getattr(function, "__genai_tracing_original__", function)
 

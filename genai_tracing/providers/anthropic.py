@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from .._spans import CALL_ATTRIBUTE, CallSpan, StreamObserver, observe_stream_object, \
-    patch_method, unpatch_method, wrap_call
+    patch_method, streams_only, unpatch_method, wrap_call
 from .._usage import Usage, UsageReader, clamp_parts
 from . import Call, dig, span_inputs, span_outputs, text_model
 
@@ -79,26 +79,9 @@ def _inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _wrap_create(original: Any) -> Any:
-    traced = wrap_call(original, name=f"{_owner(original)}.create", span_type="CHAT_MODEL",
-                       provider=NAME, inputs=_inputs, finish=_finish_raw_stream)
-    import functools
-    import inspect
-
-    # Only streams need our span; a plain call is MLflow autolog's alone.
-    if inspect.iscoroutinefunction(original):
-        @functools.wraps(original)
-        async def create_async(*args: Any, **kwargs: Any) -> Any:
-            if kwargs.get("stream"):
-                return await traced(*args, **kwargs)
-            return await original(*args, **kwargs)
-        return create_async
-
-    @functools.wraps(original)
-    def create(*args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("stream"):
-            return traced(*args, **kwargs)
-        return original(*args, **kwargs)
-    return create
+    return streams_only(wrap_call(original, name=f"{_owner(original)}.create",
+                                  span_type="CHAT_MODEL", provider=NAME, inputs=_inputs,
+                                  finish=_finish_raw_stream), original)
 
 
 def _wrap_stream(original: Any) -> Any:

@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from .._spans import CALL_ATTRIBUTE, CallSpan, StreamObserver, observe_generator, \
-    patch_method, unpatch_method, wrap_call
+from .._spans import CALL_ATTRIBUTE, CallSpan, StreamObserver, end_with_result, \
+    observe_generator, patch_method, unpatch_method, wrap_call
 from .._usage import Usage, UsageReader, clamp_parts
 from . import Call, dig, span_inputs, span_outputs, text_model
 
@@ -120,7 +120,7 @@ def patch() -> None:
             provider=NAME, inputs=_inputs, finish=_finish_stream))
         patch_method(cls, "generate_images", lambda original, cls=cls: wrap_call(
             original, name=f"{cls.__name__}.generate_images", span_type="LLM", provider=NAME,
-            inputs=_inputs, finish=_finish_images))
+            inputs=_inputs, finish=end_with_result))
 
 
 def unpatch() -> None:
@@ -134,11 +134,6 @@ def _inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     if isinstance(recorded.get("model"), str) and recorded["model"].startswith("models/"):
         recorded["model"] = recorded["model"][len("models/"):]
     return recorded
-
-
-def _finish_images(span: CallSpan, result: Any, kwargs: dict[str, Any]) -> Any:
-    span.end(outputs=result)
-    return result
 
 
 def _finish_stream(span: CallSpan, stream: Any, kwargs: dict[str, Any]) -> Any:

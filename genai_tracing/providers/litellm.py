@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from .._spans import CALL_ATTRIBUTE, CallSpan, StreamObserver, observe_stream_object, \
-    original_of, wrap_call
+from .._spans import CALL_ATTRIBUTE, CallSpan, StreamObserver, end_with_result, \
+    observe_stream_object, original_of, wrap_call
 from .._usage import Usage, UsageReader, clamp_parts
 from . import Call, dig, span_inputs, span_outputs, text_model
 from .openai import read_usage as read_openai_usage
@@ -105,8 +105,7 @@ def _inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
 def _finish(span: CallSpan, result: Any, kwargs: dict[str, Any]) -> Any:
     if kwargs.get("stream"):
         return _trace_stream(result, span)
-    span.end(outputs=result)
-    return result
+    return end_with_result(span, result, kwargs)
 
 
 class _StreamTotals(StreamObserver):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._spans import CALL_ATTRIBUTE, CallSpan, StreamObserver, observe_stream_object, \
-    patch_method, unpatch_method, wrap_call
+from .._spans import CALL_ATTRIBUTE, CallSpan, StreamObserver, end_with_result, \
+    observe_stream_object, patch_method, streams_only, unpatch_method, wrap_call
 from .._usage import Usage, UsageReader, clamp_parts
 from . import Call, dig, span_inputs, span_outputs, text_model
 
@@ -116,7 +116,7 @@ def patch() -> None:
         if method == "edit":
             patch_method(cls, method, lambda original, cls=cls: wrap_call(
                 original, name=f"{cls.__name__}.edit", span_type="LLM", provider=NAME,
-                inputs=_image_inputs, finish=_finish))
+                inputs=_image_inputs, finish=end_with_result))
         else:
             patch_method(cls, method, lambda original, cls=cls: streams_only(wrap_call(
                 original, name=f"{cls.__name__}.create", span_type="CHAT_MODEL", provider=NAME,
@@ -128,27 +128,6 @@ def unpatch() -> None:
         unpatch_method(cls, method)
 
 
-def streams_only(traced: Any, original: Any) -> Any:
-    """Route ``stream=True`` calls through ``traced``; plain calls stay MLflow autolog's alone."""
-    import functools
-    import inspect
-
-    if inspect.iscoroutinefunction(original):
-        @functools.wraps(original)
-        async def call_async(*args: Any, **kwargs: Any) -> Any:
-            if kwargs.get("stream"):
-                return await traced(*args, **kwargs)
-            return await original(*args, **kwargs)
-        return call_async
-
-    @functools.wraps(original)
-    def call(*args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("stream"):
-            return traced(*args, **kwargs)
-        return original(*args, **kwargs)
-    return call
-
-
 def _image_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     # The image files themselves are not recorded: only what prices the call.
     return {k: kwargs[k] for k in ("model", "prompt", "n", "size", "quality") if k in kwargs}
@@ -158,11 +137,6 @@ def _stream_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, A
     return {k: kwargs[k] for k in ("model", "messages", "input", "instructions", "stream",
                                    "stream_options", "temperature", "max_tokens", "tools")
             if k in kwargs}
-
-
-def _finish(span: CallSpan, result: Any, kwargs: dict[str, Any]) -> Any:
-    span.end(outputs=result)
-    return result
 
 
 def _finish_stream(span: CallSpan, stream: Any, kwargs: dict[str, Any]) -> Any:
