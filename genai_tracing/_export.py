@@ -212,12 +212,18 @@ def _export_queues(timeout: float) -> list[Any]:
     exporters = [_get_trace_exporter()]
     for processor in processors:
         try:
+            # A span whose end is still being processed is not in the batch yet.
+            with processor._pending_on_end_condition:
+                processor._pending_on_end_condition.wait_for(
+                    lambda p=processor: p._pending_on_end_count == 0, timeout=timeout)
             processor.force_flush(int(max(timeout, 1.0) * 1000))
         except Exception:
             logger.debug("genai_tracing: span batch flush failed", exc_info=True)
         exporters.append(processor.span_exporter)
     queues = {}
     for exporter in exporters:
+        if getattr(exporter, "_span_batcher", None) is not None:
+            exporter._span_batcher.flush()
         queue = getattr(getattr(exporter, "_async_queue", None), "_queue", None)
         if queue is not None:
             queues[id(queue)] = queue

@@ -123,26 +123,12 @@ class TemporaryStore:
         import mlflow
 
         try:
-            from mlflow.tracing.processor import base_mlflow
-            from mlflow.tracking.fluent import _get_trace_exporter
+            from .._export import _export_queues, _pending
 
-            with base_mlflow._batch_processor_registry_lock:
-                processors = list(base_mlflow._batch_processor_registry)
-            exporters = {id(e): e for e in [_get_trace_exporter()] if e is not None}
-            for processor in processors:
-                with processor._pending_on_end_condition:
-                    processor._pending_on_end_condition.wait_for(
-                        lambda p=processor: p._pending_on_end_count == 0, timeout=timeout)
-                processor.force_flush(int(timeout * 1000))
-                exporters[id(processor.span_exporter)] = processor.span_exporter
+            queues = _export_queues(timeout)
             deadline = time.monotonic() + timeout
-            for exporter in exporters.values():
-                if getattr(exporter, "_span_batcher", None) is not None:
-                    exporter._span_batcher.flush()
-                queue = getattr(exporter, "_async_queue", None)
-                while queue is not None and queue._queue.unfinished_tasks and \
-                        time.monotonic() < deadline:
-                    time.sleep(0.002)
+            while _pending(queues) and time.monotonic() < deadline:
+                time.sleep(0.002)
             return
         except Exception:
             pass  # MLflow's internals moved: fall back to the public, slower flush
