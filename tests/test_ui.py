@@ -124,7 +124,7 @@ def test_ui_url_on_databricks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
         _ui.ui_url("databricks", "5")
 
 
-@pytest.mark.parametrize("uri", ["sqlite:///mlflow.db", "file:///tmp/mlruns", "mlruns",
+@pytest.mark.parametrize("uri", ["sqlite:///mlflow.db", "file:///srv/mlruns", "mlruns",
                                  "postgresql://db/mlflow"])
 def test_a_local_store_needs_a_server(uri: str) -> None:
     assert _ui.is_local_store(uri)
