@@ -403,3 +403,27 @@ def test_changing_the_tracking_uri_after_enable_keeps_costs(mlflow_store, fake_p
     trace = mlflow.MlflowClient(other).get_trace(mlflow.get_last_active_trace_id())
     (span,) = llm_spans(trace)
     assert span.attributes["genai_tracing.cost.source"] == "litellm"
+
+
+def test_a_module_autolog_looks_for_on_every_call_fails_the_same_way_only_faster(
+        mlflow_store, fake_provider):
+    """MLflow's openai autolog imports ``openai.resources.beta.chat`` on each call; openai 2+
+    has none. genai_tracing records the miss so the import fails at once, with the same error,
+    and the call's span type is unchanged; disable_tracing() leaves ``sys.modules`` as it was."""
+    import importlib
+
+    name = "openai.resources.beta.chat"
+    if importlib.util.find_spec("openai.resources.beta") is None or \
+            importlib.util.find_spec(name) is not None:
+        pytest.skip("this openai version has the module, or not its parent")
+    assert name not in sys.modules
+    genai_tracing.enable_tracing(providers=["openai"])
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module(f"{name}.completions")
+    openai_client(fake_provider).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    (span,) = llm_spans(mlflow_store.last_trace())
+    assert span.span_type == "CHAT_MODEL"
+    genai_tracing.disable_tracing()
+    assert name not in sys.modules
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module(f"{name}.completions")

@@ -111,7 +111,43 @@ def _classes() -> list[tuple[type, str]]:
             (AsyncCompletions, "create"), (Responses, "create"), (AsyncResponses, "create")]
 
 
+# MLflow's openai autolog imports these by name on every call (to learn a span's type, to spot a
+# raw response); a module this openai version lacks (``openai.resources.beta.chat`` is gone in
+# openai 2) sends Python searching the whole import path each time, a few hundred microseconds
+# per call on a busy machine. A ``None`` entry in ``sys.modules`` makes that import fail at once,
+# with the same ModuleNotFoundError: the per-call lookups MLflow already tolerates get cheap.
+_PER_CALL_IMPORTS = ("openai.resources.beta.chat", "openai.resources.images",
+                     "openai.resources.responses", "openai._legacy_response")
+_marked_absent: list[str] = []
+
+
+def _remember_absent_modules() -> None:
+    import importlib.util
+    import sys
+
+    for name in _PER_CALL_IMPORTS:
+        if name in sys.modules:
+            continue
+        try:
+            missing = importlib.util.find_spec(name) is None
+        except ImportError:
+            missing = False  # its parent is missing too: leave Python's own answer alone
+        if missing:
+            sys.modules[name] = None  # type: ignore[assignment]
+            _marked_absent.append(name)
+
+
+def _forget_absent_modules() -> None:
+    import sys
+
+    while _marked_absent:
+        name = _marked_absent.pop()
+        if name in sys.modules and sys.modules[name] is None:
+            del sys.modules[name]
+
+
 def patch() -> None:
+    _remember_absent_modules()
     for cls, method in _classes():
         if method == "edit":
             patch_method(cls, method, lambda original, cls=cls: wrap_call(
@@ -124,6 +160,7 @@ def patch() -> None:
 
 
 def unpatch() -> None:
+    _forget_absent_modules()
     for cls, method in _classes():
         unpatch_method(cls, method)
 
