@@ -43,7 +43,8 @@ COUNTED_ON = "genai_tracing.counted_on"
 TRACE_LLM_CALLS = "genai_tracing.llm_calls"
 TRACE_UNPRICED_CALLS = "genai_tracing.unpriced_calls"
 TRACE_COST_COMPLETE = "genai_tracing.cost.complete"
-_TRACE_FINISHED = "genai_tracing.finished"
+# Set on MLflow's in-memory trace (never stored) once its root has ended and totals are written.
+_FINISHED = "_genai_tracing_finished"
 
 
 @dataclass
@@ -146,6 +147,7 @@ def genai_tracing_span_processor(span: LiveSpan) -> None:
     state = _state
     if state is None:
         return
+    span = _ReadOnce(span)  # type: ignore[assignment]
     try:
         _process(span, state)
     except Exception:
@@ -157,6 +159,45 @@ def genai_tracing_span_processor(span: LiveSpan) -> None:
         _runs.observe(span)
     except Exception:
         internal_error("budgets and runs")
+
+
+class _ReadOnce:
+    """A span whose attributes, inputs and outputs are decoded at most once while it is processed.
+
+    MLflow keeps every attribute as JSON and decodes it on each read; claiming, extracting,
+    pricing, totalling and attributing a call read the same few several times.
+    """
+
+    __slots__ = ("_live", "_decoded")
+    _MISSING = object()
+
+    def __init__(self, span: LiveSpan) -> None:
+        self._live = span
+        self._decoded: dict[str, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._live, name)
+
+    def get_attribute(self, key: str) -> Any:
+        value = self._decoded.get(key, self._MISSING)
+        if value is self._MISSING:
+            value = self._decoded[key] = self._live.get_attribute(key)
+        return value
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        self._decoded.pop(key, None)
+        self._live.set_attribute(key, value)
+
+    def forget(self, key: str) -> None:
+        self._decoded.pop(key, None)
+
+    @property
+    def inputs(self) -> Any:
+        return self.get_attribute("mlflow.spanInputs")
+
+    @property
+    def outputs(self) -> Any:
+        return self.get_attribute("mlflow.spanOutputs")
 
 
 def _process(span: LiveSpan, state: _State) -> None:
@@ -306,6 +347,8 @@ def _start_time(span: LiveSpan) -> datetime:
 
 def _remove_attribute(span: Any, key: str) -> None:
     """Drop an attribute before the span ends. A null would do, but MLflow's store rejects it."""
+    if isinstance(span, _ReadOnce):
+        span.forget(key)
     attributes = getattr(getattr(span, "_span", None), "_attributes", None)
     if attributes is not None and key in attributes:
         del attributes[key]
@@ -381,7 +424,7 @@ def _finish_trace(trace_id: str, root: Any) -> None:
             annotate_trace(trace, root)
         except Exception:
             internal_error("trace attribution")
-        trace.info.request_metadata[_TRACE_FINISHED] = "true"
+        setattr(trace, _FINISHED, True)
     with _lock:
         _handed_up.pop(trace_id, None)
 
@@ -391,7 +434,7 @@ def _refresh_finished_trace(trace_id: str) -> None:
     from mlflow.tracing.trace_manager import InMemoryTraceManager
 
     with InMemoryTraceManager.get_instance().get_trace(trace_id) as trace:
-        if trace is not None and trace.info.request_metadata.get(_TRACE_FINISHED):
+        if trace is not None and getattr(trace, _FINISHED, False):
             _write_totals(trace)
 
 
