@@ -64,3 +64,54 @@ def test_a_full_export_queue_is_counted_and_warned_once(tmp_path: Path) -> None:
     assert 0 < dropped <= 40, out.stderr[-3000:]
     assert out.stderr.count("genai_tracing: MLflow's trace export queue is full") == 1
     assert elapsed < 170  # the process exits: the store that fails is not waited for at exit
+
+
+BUFFER_CHILD = textwrap.dedent("""
+    import sys, threading
+    import mlflow, openai
+    import genai_tracing
+    from genai_tracing.testing import FakeProvider
+
+    with FakeProvider() as fake:
+        genai_tracing.enable_tracing(tracking_uri=sys.argv[1], providers=["openai"])
+        client = openai.OpenAI(base_url=fake.openai_base_url, api_key="test", max_retries=0)
+        all_open = threading.Barrier(6)
+        answers = []
+
+        def request(n):
+            with mlflow.start_span(f"request-{n}"):
+                all_open.wait()  # six traces in MLflow's buffer at once; it holds three
+                answers.append(client.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]))
+
+        threads = [threading.Thread(target=request, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        mlflow.flush_trace_async_logging()
+        print("ANSWERS", len(answers), flush=True)
+        print("DROPPED", genai_tracing.dropped_traces(), flush=True)
+""")
+
+
+def test_traces_evicted_from_a_full_trace_buffer_are_counted_and_warned_once(
+        tmp_path: Path) -> None:
+    import os
+
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("MLFLOW_", "GENAI_TRACING_"))}
+    out = subprocess.run([sys.executable, "-c", BUFFER_CHILD, uri], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=180,
+                         env={**base, "MLFLOW_TRACE_BUFFER_MAX_SIZE": "3"})
+
+    assert "ANSWERS 6" in out.stdout, out.stdout + out.stderr  # every call answered
+    dropped = int(out.stdout.split("DROPPED", 1)[1].split()[0])
+    assert out.stderr.count("genai_tracing: MLflow's in-memory trace buffer is full") == 1
+    client = mlflow.MlflowClient(uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    stored = len(client.search_traces(locations=experiments, max_results=100))
+    assert dropped == 3 and stored == 3  # every trace is either stored or counted
