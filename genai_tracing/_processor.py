@@ -40,6 +40,7 @@ UNPRICED = "genai_tracing.cost.unpriced"
 UNPRICED_REASON = "genai_tracing.cost.unpriced_reason"
 USAGE_FLAGS = "genai_tracing.usage.flags"
 COUNTED_ON = "genai_tracing.counted_on"
+FAILED_WITH = "genai_tracing.failed_with"
 TRACE_LLM_CALLS = "genai_tracing.llm_calls"
 TRACE_UNPRICED_CALLS = "genai_tracing.unpriced_calls"
 TRACE_COST_COMPLETE = "genai_tracing.cost.complete"
@@ -274,6 +275,14 @@ def _price_span(span: LiveSpan, call: _providers.Call, state: _State) -> None:
     if not span.get_attribute(MODEL_PROVIDER):
         span.set_attribute(MODEL_PROVIDER, call.provider)
     if usage is None or usage.is_empty:
+        refused = _refused_by_provider(span)
+        if refused:
+            # The provider answered with an error status (a 429, a 400, a 500): nothing was
+            # generated and nothing is billed. No cost, and no "unpriced" flag either, which
+            # would mark the trace's total incomplete when it is not.
+            span.set_attribute(USAGE_FLAGS, ["failed"])
+            span.set_attribute(FAILED_WITH, refused)
+            return
         span.set_attribute(USAGE_FLAGS, ["missing"] + list(usage.flags if usage else ()))
         _mark_unpriced(span, call, "the provider reported no usage for this call",
                        price_missing=False)
@@ -366,6 +375,34 @@ def _store_would_price(span: Any) -> bool:
             model, usage, span.get_attribute(MODEL_PROVIDER)))
     except Exception:
         return True  # when in doubt, block a price we did not compute
+
+
+# The SDKs' exceptions for "the provider answered with an error status" (openai and anthropic
+# APIStatusError and subclasses, google-genai APIError/ClientError/ServerError, LiteLLM's copies of
+# the OpenAI ones). Timeouts and broken connections are not among them: the provider may have
+# done, and billed, the work, so such a call stays "unpriced".
+_REFUSALS = frozenset({
+    "APIStatusError", "BadRequestError", "AuthenticationError", "PermissionDeniedError",
+    "NotFoundError", "ConflictError", "UnprocessableEntityError", "RateLimitError",
+    "InternalServerError", "OverloadedError", "ServiceUnavailableError", "ClientError",
+    "ServerError", "APIError", "ContextWindowExceededError", "ContentPolicyViolationError",
+    "BudgetExceededError", "UnsupportedParamsError", "BadGatewayError",
+})
+
+
+def _refused_by_provider(span: Any) -> str | None:
+    """The exception type, when the call failed because the provider answered with an error."""
+    status = getattr(getattr(span, "status", None), "status_code", None)
+    if str(getattr(status, "value", status)) != "ERROR":
+        return None
+    if span.get_attribute("genai_tracing.stream.incomplete"):
+        return None  # a stream that broke after output began: the tokens so far are billed
+    for event in getattr(span, "events", None) or ():
+        if getattr(event, "name", None) == "exception":
+            kind = str((getattr(event, "attributes", None) or {}).get("exception.type", ""))
+            if kind.rsplit(".", 1)[-1] in _REFUSALS:
+                return kind
+    return None
 
 
 def _mark_unpriced(span: LiveSpan, call: _providers.Call, reason: str, *,

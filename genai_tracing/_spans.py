@@ -217,6 +217,7 @@ class StreamObserver:
     def __init__(self, span: CallSpan) -> None:
         self.span = span
         self.done = False
+        self.items = 0
 
     def item(self, item: Any) -> None:  # pragma: no cover - overridden
         pass
@@ -225,6 +226,7 @@ class StreamObserver:
         return None
 
     def observe(self, item: Any) -> None:
+        self.items += 1
         try:
             self.item(item)
         except Exception:
@@ -239,6 +241,10 @@ class StreamObserver:
         except Exception:
             internal_error(f"{self.span.span.name} stream outputs")
             outputs = None
+        # A stream that failed after its first item was cut short too: the part the provider
+        # generated may be billed, unlike a stream the provider refused before any output.
+        if error is not None and self.items:
+            complete = False
         extra = None if complete else {"genai_tracing.stream.incomplete": True}
         self.span.end(outputs=outputs, error=error, attributes=extra)
 

@@ -592,8 +592,20 @@ def test_a_provider_error_passes_through_unchanged_and_is_on_the_span(
     events = [e for s in failed for e in s.events if e.name == "exception"]
     assert any(e.attributes["exception.type"] == type(error).__name__ for e in events)
     # No usage came back: no cost is shown, never a cost of 0, and the span says why.
-    call = [s for s in failed if s.attributes.get("genai_tracing.cost.unpriced")]
-    assert call and call[0].attributes.get("mlflow.llm.cost") in (None, {})
+    assert all(s.attributes.get("mlflow.llm.cost") in (None, {}) for s in trace.data.spans)
+    if kind in ("429", "500"):
+        # The provider refused: nothing was generated or billed, so the call is not "unpriced"
+        # and the trace's cost is not incomplete on its account.
+        (call,) = [s for s in failed if s.attributes.get("genai_tracing.usage.flags")]
+        assert call.attributes["genai_tracing.usage.flags"] == ["failed"]
+        assert call.attributes["genai_tracing.failed_with"].endswith(type(error).__name__)
+        assert not any(s.attributes.get("genai_tracing.cost.unpriced") for s in trace.data.spans)
+        assert trace.info.request_metadata.get("genai_tracing.cost.complete") != "false"
+    else:
+        # A timeout or an unreadable answer: the provider may have done (and billed) the work.
+        call = [s for s in failed if s.attributes.get("genai_tracing.cost.unpriced")]
+        assert call and "missing" in call[0].attributes["genai_tracing.usage.flags"]
+        assert trace.info.request_metadata["genai_tracing.cost.complete"] == "false"
 
 
 class Recorder:
