@@ -390,10 +390,14 @@ _REFUSALS = frozenset({
 })
 
 
+def _errored(span: Any) -> bool:
+    status = getattr(getattr(span, "status", None), "status_code", None)
+    return str(getattr(status, "value", status)) == "ERROR"
+
+
 def _refused_by_provider(span: Any) -> str | None:
     """The exception type, when the call failed because the provider answered with an error."""
-    status = getattr(getattr(span, "status", None), "status_code", None)
-    if str(getattr(status, "value", status)) != "ERROR":
+    if not _errored(span):
         return None
     if span.get_attribute("genai_tracing.stream.incomplete"):
         return None  # a stream that broke after output began: the tokens so far are billed
@@ -432,7 +436,7 @@ def _mark_unpriced(span: LiveSpan, call: _providers.Call, reason: str, *,
         logger.warning(
             "genai_tracing: %s call to model %r has no cost: %s. The span is flagged %s and "
             "its trace total is marked incomplete.%s", call.provider, call.model, reason,
-            UNPRICED, _USAGE_HINTS.get(call.provider, ""))
+            UNPRICED, "" if _errored(span) else _USAGE_HINTS.get(call.provider, ""))
 
 
 # What makes a provider report usage where it does not by default.
