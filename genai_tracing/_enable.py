@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
+import time
 from dataclasses import replace
 from typing import Any, Iterable, Mapping
 
@@ -115,7 +116,8 @@ def _same_request(active: TracingConfig, wanted: TracingConfig) -> bool:
 
 
 def _setup(config: TracingConfig) -> TracingConfig:
-    global _autologged
+    global _autologged, _retries
+    _retries += 1
     import mlflow
 
     from . import _processor
@@ -162,14 +164,65 @@ def _set_experiment(config: TracingConfig) -> str | None:
         _our_experiment = (config.tracking_uri, experiment_id)
         return experiment_id
     except Exception as e:  # an unreachable store must not stop the app from starting
-        logger.warning("genai_tracing: could not set experiment %r on %s (%s); tracing stays on "
-                       "and traces are exported when the store answers.", config.experiment,
-                       config.tracking_uri, e, exc_info=logger.isEnabledFor(logging.DEBUG))
+        logger.warning("genai_tracing: could not set experiment %r on %s (%s); tracing stays on, "
+                       "traces are exported when the store answers, and the experiment is set "
+                       "then.", config.experiment, config.tracking_uri, e,
+                       exc_info=logger.isEnabledFor(logging.DEBUG))
+        if config.experiment is not None:
+            _retry_experiment_later(config)
         return None
 
 
+_retries = 0  # bumped by every enable/disable: a retry thread of an older setup stops
+
+
+def _retry_experiment_later(config: TracingConfig) -> None:
+    """Set the experiment from a background thread once the store answers.
+
+    Until then MLflow files traces under its default experiment; from then on they go to the
+    configured one. Never overrides an experiment the user (or a later enable) set meanwhile.
+    """
+    generation = _retries
+
+    def retry() -> None:
+        global _our_experiment
+        import mlflow
+        from mlflow.tracking import fluent
+
+        wait = 1.0
+        while True:
+            time.sleep(wait)
+            wait = min(wait * 2, 60.0)
+            with _lock:
+                if generation != _retries or _active is None:
+                    return
+                if fluent._active_experiment_id is not None or \
+                        mlflow.get_tracking_uri() != config.tracking_uri:
+                    return  # someone chose an experiment or a store meanwhile: theirs stands
+            try:
+                experiment_id = mlflow.MlflowClient(config.tracking_uri) \
+                    .get_experiment_by_name(config.experiment)
+                experiment_id = experiment_id.experiment_id if experiment_id else \
+                    mlflow.MlflowClient(config.tracking_uri).create_experiment(config.experiment)
+            except Exception:
+                logger.debug("genai_tracing: experiment still not set", exc_info=True)
+                continue
+            with _lock:
+                if generation != _retries or _active is None or \
+                        fluent._active_experiment_id is not None:
+                    return
+                mlflow.set_experiment(experiment_id=experiment_id)
+                _our_experiment = (config.tracking_uri, experiment_id)
+            logger.warning("genai_tracing: the tracking store answers again; traces go to "
+                           "experiment %r (%s) from now on.", config.experiment, experiment_id)
+            return
+
+    threading.Thread(target=retry, name="genai-tracing-experiment", daemon=True).start()
+
+
 def _teardown() -> None:
-    global _active, _autologged
+    global _active, _autologged, _retries
+    _retries += 1
     from . import _processor
 
     _processor.uninstall()

@@ -355,10 +355,36 @@ def test_a_tracking_server_down_at_start_up_then_back_then_gone_never_reaches_th
     back = app.send("calls 3")  # the server answers on the same address now
     assert back["errors"] == []
     app.send("flush")
-    trace = mlflow.MlflowClient(server.url).get_trace(back["trace_id"])
+    # Spans of a trace in a server-created experiment are read through the server's artifacts
+    # endpoint, which MLflow reaches through the global tracking URI.
+    previous_uri = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(server.url)
+    try:
+        trace = mlflow.MlflowClient(server.url).get_trace(back["trace_id"])
+    finally:
+        mlflow.set_tracking_uri(previous_uri)
     (span,) = llm_spans(trace)
     assert span.attributes["mlflow.chat.tokenUsage"]["total_tokens"] == 15
     assert trace.info.cost["total_cost"] > 0
+
+    # The experiment enable_tracing() could not set is set from the background once the server
+    # answers (retried 1, 2, 4... s apart): later traces land there, not in the default one.
+    client = mlflow.MlflowClient(server.url)
+
+    def in_named_experiment(trace_id: str) -> bool:
+        experiment = client.get_experiment_by_name("genai-tracing")
+        return experiment is not None and trace_id in {t.info.trace_id for t in client.search_traces(
+            locations=[experiment.experiment_id], max_results=500, include_spans=False)}
+
+    deadline = time.monotonic() + 90
+    while True:
+        later = app.send("calls 1")
+        app.send("flush")
+        if in_named_experiment(later["trace_id"]) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert in_named_experiment(later["trace_id"])
+    assert "the tracking store answers again" in app.stderr()
 
     server.stop()  # and gone again, for good
     gone = app.send("calls 3")
