@@ -148,6 +148,11 @@ def genai_tracing_span_processor(span: LiveSpan) -> None:
     state = _state
     if state is None:
         return
+    try:
+        if _storable_text(span) and span.parent_id is None:
+            _storable_previews(span)
+    except Exception:
+        internal_error("span text")
     span = _ReadOnce(span)  # type: ignore[assignment]
     try:
         _process(span, state)
@@ -160,6 +165,55 @@ def genai_tracing_span_processor(span: LiveSpan) -> None:
         _runs.observe(span)
     except Exception:
         internal_error("budgets and runs")
+
+
+def _storable_text(span: Any) -> bool:
+    """Escape lone surrogates in a span's attributes, so the trace can be stored at all.
+
+    A string with a lone surrogate (``"\\udcff"``, from bytes decoded with ``surrogateescape``)
+    is not valid Unicode; MLflow's exporter fails to encode it as UTF-8 and drops the whole trace,
+    its cost with it. Attributes hold JSON, where ``\\udcff`` is a valid escape that reads back as
+    the very same string, so the escape loses nothing.
+    """
+    attributes = getattr(getattr(span, "_span", None), "_attributes", None)
+    escaped = False
+    for key, value in list((attributes or {}).items()):
+        if isinstance(value, str) and not value.isascii() and not _is_utf8(value):
+            attributes[key] = _escaped(value)
+            escaped = True
+    return escaped
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _escaped(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _storable_previews(root: Any) -> None:
+    """The trace's request and response previews, which MLflow cuts from the root's inputs and
+    outputs at export, escaped the same way (MLflow keeps previews that are already set)."""
+    from mlflow.tracing.trace_manager import InMemoryTraceManager
+    from mlflow.tracing.utils.truncation import _get_truncated_preview
+
+    with InMemoryTraceManager.get_instance().get_trace(root.trace_id) as trace:
+        if trace is None:
+            return
+        info = trace.info
+        for field, key, role in (("request_preview", "mlflow.spanInputs", "user"),
+                                 ("response_preview", "mlflow.spanOutputs", "assistant")):
+            raw = root.get_attribute(key)
+            if getattr(info, field) is None and raw is not None:
+                preview = _get_truncated_preview(raw if isinstance(raw, (str, dict)) else
+                                                 json.dumps(raw), role=role)
+                if preview is not None:
+                    setattr(info, field, preview if _is_utf8(preview) else _escaped(preview))
 
 
 class _ReadOnce:
