@@ -123,14 +123,24 @@ def annotate_trace(trace: Any, root: Any) -> None:
     attribution = current() or Attribution.from_json(root.get_attribute(SPAN_ATTRIBUTION))
     if attribution is not None:
         if attribution.user and TRACE_USER not in metadata:
-            metadata[TRACE_USER] = attribution.user[:_MAX_METADATA]
+            metadata[TRACE_USER] = _storable(attribution.user[:_MAX_METADATA])
         if attribution.session and TRACE_SESSION not in metadata:
-            metadata[TRACE_SESSION] = attribution.session[:_MAX_METADATA]
+            metadata[TRACE_SESSION] = _storable(attribution.session[:_MAX_METADATA])
         for key, value in attribution.tags.items():
-            info.tags.setdefault(key, value)
+            info.tags.setdefault(_storable(key), _storable(value))
     if root.start_time_ns:
         metadata[LATENCY_MS] = str(round((time.time_ns() - root.start_time_ns) / 1e6, 3))
     metadata[PROMPT_CHARS] = str(prompt_chars(root.inputs))
+
+
+def _storable(text: str) -> str:
+    """A lone surrogate would make MLflow drop the whole trace: keep it as a visible escape."""
+    if isinstance(text, str) and not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def prompt_chars(inputs: Any) -> int:

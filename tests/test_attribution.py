@@ -114,3 +114,16 @@ def test_a_stream_finished_outside_the_block_keeps_its_attribution(
     (trace,) = mlflow_store.traces()
     assert trace.info.request_metadata["mlflow.trace.user"] == "ana"
     assert trace.info.request_metadata["mlflow.trace.session"] == "s-9"
+
+
+def test_a_user_name_that_is_not_valid_unicode_does_not_lose_the_trace(
+        fake_provider: FakeProvider, mlflow_store: TemporaryStore) -> None:
+    genai_tracing.enable_tracing(providers=["openai"])
+    with genai_tracing.attribute(user="ana\udcff", session="s\ud800", team="t\udcff"):
+        openai_client(fake_provider).chat.completions.create(model="gpt-4o-mini",
+                                                             messages=MESSAGES)
+    trace = mlflow_store.last_trace()  # stored, where MLflow alone drops it (not UTF-8)
+    assert trace.info.request_metadata["mlflow.trace.user"] == "ana\\udcff"
+    assert trace.info.request_metadata["mlflow.trace.session"] == "s\\ud800"
+    assert trace.info.tags["team"] == "t\\udcff"
+    assert trace.info.cost["total_cost"] > 0
