@@ -118,29 +118,21 @@ class attribute:  # noqa: N801 - used like a function, as contextlib's helpers a
 
 def annotate_trace(trace: Any, root: Any) -> None:
     """At the root span's end: attribution, end-to-end latency and prompt length."""
+    from ._spans import storable_text  # a lone surrogate would lose the whole trace
+
     info = trace.info
     metadata = info.request_metadata
     attribution = current() or Attribution.from_json(root.get_attribute(SPAN_ATTRIBUTION))
     if attribution is not None:
         if attribution.user and TRACE_USER not in metadata:
-            metadata[TRACE_USER] = _storable(attribution.user[:_MAX_METADATA])
+            metadata[TRACE_USER] = storable_text(attribution.user[:_MAX_METADATA])
         if attribution.session and TRACE_SESSION not in metadata:
-            metadata[TRACE_SESSION] = _storable(attribution.session[:_MAX_METADATA])
+            metadata[TRACE_SESSION] = storable_text(attribution.session[:_MAX_METADATA])
         for key, value in attribution.tags.items():
-            info.tags.setdefault(_storable(key), _storable(value))
+            info.tags.setdefault(storable_text(key), storable_text(value))
     if root.start_time_ns:
         metadata[LATENCY_MS] = str(round((time.time_ns() - root.start_time_ns) / 1e6, 3))
     metadata[PROMPT_CHARS] = str(prompt_chars(root.inputs))
-
-
-def _storable(text: str) -> str:
-    """A lone surrogate would make MLflow drop the whole trace: keep it as a visible escape."""
-    if isinstance(text, str) and not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text
 
 
 def prompt_chars(inputs: Any) -> int:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from . import providers as _providers
 from ._guard import internal_error, logger
 from ._pricing import Cost, Price, PriceResolver, Unpriced, compute_cost
+from ._spans import storable_text
 
 if TYPE_CHECKING:
     from mlflow.entities import LiveSpan
@@ -168,32 +169,14 @@ def genai_tracing_span_processor(span: LiveSpan) -> None:
 
 
 def _storable_text(span: Any) -> bool:
-    """Escape lone surrogates in a span's attributes, so the trace can be stored at all.
-
-    A string with a lone surrogate (``"\\udcff"``, from bytes decoded with ``surrogateescape``)
-    is not valid Unicode; MLflow's exporter fails to encode it as UTF-8 and drops the whole trace,
-    its cost with it. Attributes hold JSON, where ``\\udcff`` is a valid escape that reads back as
-    the very same string, so the escape loses nothing.
-    """
+    """Escape lone surrogates in a span's attributes (see ``storable_text``); whether any was."""
     attributes = getattr(getattr(span, "_span", None), "_attributes", None)
     escaped = False
     for key, value in list((attributes or {}).items()):
-        if isinstance(value, str) and not value.isascii() and not _is_utf8(value):
-            attributes[key] = _escaped(value)
+        if isinstance(value, str) and (fixed := storable_text(value)) is not value:
+            attributes[key] = fixed
             escaped = True
     return escaped
-
-
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _escaped(text: str) -> str:
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _storable_previews(root: Any) -> None:
@@ -213,7 +196,7 @@ def _storable_previews(root: Any) -> None:
                 preview = _get_truncated_preview(raw if isinstance(raw, (str, dict)) else
                                                  json.dumps(raw), role=role)
                 if preview is not None:
-                    setattr(info, field, preview if _is_utf8(preview) else _escaped(preview))
+                    setattr(info, field, storable_text(preview))
 
 
 class _ReadOnce:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 import sys
 from typing import Any, Callable
 
@@ -185,6 +186,22 @@ def end_with_result(span: CallSpan, result: Any, kwargs: dict[str, Any]) -> Any:
     """``wrap_call``'s ``finish`` for a plain call: the result is the span's output, as is."""
     span.end(outputs=result)
     return result
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable_text(text: str) -> str:
+    """``text`` with any lone surrogate as a backslash escape; anything else unchanged.
+
+    A lone surrogate (``"\\udcff"``, from bytes decoded with ``surrogateescape``) is not valid
+    Unicode: MLflow's exporter fails to encode it as UTF-8 and drops the whole trace, its cost
+    with it. In an attribute, which holds JSON, ``\\udcff`` is a valid escape that reads back as
+    the very same string. The search allocates nothing, so it is cheap on large non-ASCII text.
+    """
+    if text.isascii() or _LONE_SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def original_of(function: Any) -> Any:
