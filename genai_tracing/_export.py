@@ -87,15 +87,24 @@ def dropped_traces() -> int:
 
 def _count_drops() -> None:
     """Wrap MLflow's export-queue ``put`` and trace-buffer ``pop_trace`` (once) to count drops."""
-    _count_evictions()
+    from ._spans import patch_method
+
+    # If MLflow moved one of them, its drops stay MLflow's own warning (or silent) only.
+    try:
+        from mlflow.tracing.trace_manager import InMemoryTraceManager
+    except ImportError:  # pragma: no cover
+        pass
+    else:
+        patch_method(InMemoryTraceManager, "pop_trace", _pop_trace_counting_evictions)
     try:
         from mlflow.tracing.export.async_export_queue import AsyncTraceExportQueue
-    except ImportError:  # pragma: no cover - MLflow moved it: drops stay MLflow's warning only
-        return
-    put = AsyncTraceExportQueue.put
-    if getattr(put, "__genai_tracing_original__", None) is not None:
-        return
+    except ImportError:  # pragma: no cover
+        pass
+    else:
+        patch_method(AsyncTraceExportQueue, "put", _put_counting_drops)
 
+
+def _put_counting_drops(put: Any) -> Any:
     def put_counting_drops(self: Any, task: Any) -> None:
         try:
             full = self.is_active() and self._queue.full()
@@ -104,21 +113,11 @@ def _count_drops() -> None:
         put(self, task)
         if full:
             _record_drop(task)
-
-    put_counting_drops.__genai_tracing_original__ = put  # type: ignore[attr-defined]
-    AsyncTraceExportQueue.put = put_counting_drops
+    return put_counting_drops
 
 
-def _count_evictions() -> None:
+def _pop_trace_counting_evictions(pop_trace: Any) -> Any:
     """A root span whose trace is no longer in MLflow's buffer at export was evicted: lost."""
-    try:
-        from mlflow.tracing.trace_manager import InMemoryTraceManager
-    except ImportError:  # pragma: no cover - MLflow moved it
-        return
-    pop_trace = InMemoryTraceManager.pop_trace
-    if getattr(pop_trace, "__genai_tracing_original__", None) is not None:
-        return
-
     def pop_trace_counting_evictions(self: Any, otel_trace_id: int) -> Any:
         try:
             known = otel_trace_id in self._otel_id_to_mlflow_trace_id
@@ -128,9 +127,7 @@ def _count_evictions() -> None:
         if popped is None and known:
             _record_drop(None, evicted=True)
         return popped
-
-    pop_trace_counting_evictions.__genai_tracing_original__ = pop_trace  # type: ignore
-    InMemoryTraceManager.pop_trace = pop_trace_counting_evictions
+    return pop_trace_counting_evictions
 
 
 def _record_drop(task: Any, *, evicted: bool = False) -> None:
