@@ -200,10 +200,10 @@ def _retry_experiment_later(config: TracingConfig) -> None:
                         mlflow.get_tracking_uri() != config.tracking_uri:
                     return  # someone chose an experiment or a store meanwhile: theirs stands
             try:
-                experiment_id = mlflow.MlflowClient(config.tracking_uri) \
-                    .get_experiment_by_name(config.experiment)
-                experiment_id = experiment_id.experiment_id if experiment_id else \
-                    mlflow.MlflowClient(config.tracking_uri).create_experiment(config.experiment)
+                client = mlflow.MlflowClient(config.tracking_uri)
+                found = client.get_experiment_by_name(config.experiment)
+                experiment_id = found.experiment_id if found else \
+                    client.create_experiment(config.experiment)
             except Exception:
                 logger.debug("genai_tracing: experiment still not set", exc_info=True)
                 continue

@@ -21,12 +21,9 @@ import textwrap
 import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
-
-import mlflow
 import pytest
 
-from genai_tracing.testing import FakeProvider, FakeUsage
+from genai_tracing.testing import FakeProvider, FakeUsage, TemporaryStore
 
 pytestmark = pytest.mark.load
 
@@ -122,8 +119,8 @@ def test_a_burst_on_8_threads_and_200_tasks_is_stored_whole_and_unmixed(
         fake_provider: FakeProvider, tmp_path: Path) -> None:
     fake_provider.usage = USAGE
     fake_provider.text = "the answer"
-    store = tmp_path / "load.db"
-    uri = f"sqlite:///{store}"
+    store = TemporaryStore.create(tmp_path / "load")
+    uri = store.uri
     prices = {"models": {m: {"input_per_million": float(i), "output_per_million": float(o)}
                          for m, (i, o) in RATES.items()}}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "GENAI_TRACING_"))}
@@ -158,17 +155,7 @@ def test_a_burst_on_8_threads_and_200_tasks_is_stored_whole_and_unmixed(
     for n in range(TASKS):
         expected[f"task-{n}"] = MODELS[n % len(MODELS)]
 
-    client = mlflow.MlflowClient(uri)
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    traces: list[Any] = []
-    token = None
-    while True:
-        page = client.search_traces(locations=experiments, max_results=1000, page_token=token)
-        traces.extend(page)
-        token = page.token
-        if not token:
-            break
-
+    traces = store.traces()
     assert len(traces) == made  # nothing lost
     seen: set[str] = set()
     total = Decimal(0)
