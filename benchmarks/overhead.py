@@ -146,7 +146,7 @@ def price_lookups() -> list[tuple[str, float]]:
 
     from genai_tracing import providers
     from genai_tracing._pricing import PriceResolver
-    from genai_tracing._processor import price_call
+    from genai_tracing._pricing import price_call
     from genai_tracing._usage import Usage
 
     resolver = PriceResolver()

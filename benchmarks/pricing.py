@@ -16,7 +16,7 @@ import time
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from genai_tracing._pricing import PriceResolver, parse_price_table  # noqa: E402
-from genai_tracing._processor import price_call  # noqa: E402
+from genai_tracing._pricing import price_call  # noqa: E402
 from genai_tracing._usage import Usage  # noqa: E402
 from genai_tracing.providers import Call  # noqa: E402
 

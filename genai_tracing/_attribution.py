@@ -12,14 +12,8 @@ from typing import Any, Callable, Mapping, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# MLflow's own keys (mlflow/tracing/constant.py), so its UI and search filters use them.
-TRACE_USER = "mlflow.trace.user"
-TRACE_SESSION = "mlflow.trace.session"
-# Ours, on each root trace.
-LATENCY_MS = "genai_tracing.latency_ms"
-PROMPT_CHARS = "genai_tracing.prompt_chars"
-# Where a span started inside attribute() keeps it, for when it ends outside (a stream).
-SPAN_ATTRIBUTION = "genai_tracing.attribution"
+from ._keys import LATENCY_MS, PROMPT_CHARS, SPAN_ATTRIBUTION, TRACE_SESSION, TRACE_USER  # noqa: F401
+
 _MAX_METADATA = 250  # MLflow stores metadata values of up to 250 characters everywhere
 
 

@@ -251,13 +251,12 @@ def observe(span: LiveSpan) -> None:
     """Count a priced call's cost; called by the span processor once the span has its cost."""
     if not _active:
         return
-    from ._processor import COUNTED_ON, LLM_COST
+    from ._accounting import is_call, span_cost
 
-    cost = span.get_attribute(LLM_COST)
-    if not isinstance(cost, dict) or cost.get("total_cost") is None or \
-            span.get_attribute(COUNTED_ON):
+    cost = span_cost(span)
+    if cost is None or not is_call(span):
         return
-    amount = Decimal(str(cost["total_cost"]))
+    amount = cost["total_cost"]
     if amount <= 0:
         return
     add(amount, user=_user_of(span), when=_request_time(span), trace_id=span.trace_id)
@@ -316,7 +315,8 @@ def _announce(event: BudgetExceeded) -> None:
 
 
 def _user_of(span: Any) -> str | None:
-    from ._attribution import SPAN_ATTRIBUTION, Attribution, current
+    from ._attribution import Attribution, current
+    from ._keys import SPAN_ATTRIBUTION
 
     attribution = current() or Attribution.from_json(span.get_attribute(SPAN_ATTRIBUTION))
     return attribution.user if attribution else None

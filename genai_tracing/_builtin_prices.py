@@ -1,14 +1,10 @@
 """Per-image prices that neither catalog carries, as the providers publish them.
 
 Consulted last, after LiteLLM's map and genai-prices; a user price file overrides any of them.
-Keys are ``model/quality/size`` (or just the model) as the provider names them.
+A data module (``_pricing`` reads it). Keys are ``model/quality/size`` (or just the model) as the provider names them.
 """
 
 from __future__ import annotations
-
-from decimal import Decimal
-
-from ._pricing import Price, Rates
 
 SOURCE = "genai_tracing"
 
@@ -30,11 +26,3 @@ PER_IMAGE: dict[str, str] = {
     "imagen-4.0-ultra-generate-001": "0.06",
     "imagen-4.0-fast-generate-001": "0.02",
 }
-
-
-def builtin_price(name: str) -> Price | None:
-    value = PER_IMAGE.get(name.lower())
-    if value is None:
-        return None
-    return Price(Rates(input=Decimal(0), output=Decimal(0), per_image=Decimal(value)),
-                 source=SOURCE, key=name.lower())

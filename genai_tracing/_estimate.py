@@ -62,21 +62,20 @@ def estimate_cost(
     Raises:
         ConfigurationError: ``prices`` (or ``GENAI_TRACING_PRICES``) cannot be read.
     """
-    from . import _processor
     from ._enable import active_config
-    from ._pricing import PriceResolver, Unpriced, load_price_table
+    from ._pricing import PriceResolver, Unpriced, active_resolver, load_price_table, price_call
     from .providers import Call
 
     if prices is not None or active_config() is None:
         resolver = PriceResolver(load_price_table(prices)[0])
     else:
-        resolver = _processor.resolver()
+        resolver = active_resolver()
     usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens,
                   cached_input_tokens=cached_input_tokens, cache_write_tokens=cache_write_tokens,
                   reasoning_tokens=reasoning_tokens, image_input_tokens=image_input_tokens,
                   image_output_tokens=image_output_tokens, images=images)
     try:
-        cost, source, price = _processor.price_call(Call(provider, model, usage), resolver, when)
+        cost, source, price = price_call(Call(provider, model, usage), resolver, when)
     except Unpriced as e:
         return CostEstimate(model, None, None, None, unpriced_reason=str(e))
     return CostEstimate(model, cost.input_cost, cost.output_cost, source,

@@ -14,10 +14,13 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from ._errors import ConfigurationError
 from ._usage import Usage
+
+if TYPE_CHECKING:
+    from .providers import Call
 
 MILLION = Decimal(1_000_000)
 MAX_REGEX_LENGTH = 512
@@ -517,6 +520,16 @@ def genai_prices_price(model: str, provider: str | None, when: datetime) -> Pric
 
 
 # ---------------------------------------------------------------------------------------------
+def builtin_price(name: str) -> Price | None:
+    from ._builtin_prices import PER_IMAGE, SOURCE
+
+    value = PER_IMAGE.get(name.lower())
+    if value is None:
+        return None
+    return Price(Rates(input=Decimal(0), output=Decimal(0), per_image=Decimal(value)),
+                 source=SOURCE, key=name.lower())
+
+
 # Resolution, cached per model so pricing a span stays cheap
 
 
@@ -540,8 +553,6 @@ class PriceResolver:
             return self._cache[key]
         except KeyError:
             pass
-        from ._builtin_prices import builtin_price
-
         price = litellm_price(model, provider) or genai_prices_price(model, provider, when) \
             or builtin_price(model)
         with self._lock:
@@ -552,3 +563,45 @@ class PriceResolver:
 
     def with_table(self, table: PriceTable) -> PriceResolver:
         return replace(self, table=table, _cache={}, _lock=threading.Lock())
+
+
+_active_resolver: PriceResolver | None = None
+
+
+def use_resolver(resolver: PriceResolver | None) -> None:
+    """Make ``resolver`` the one in force (``enable_tracing()``); ``None`` restores the default."""
+    global _active_resolver
+    _active_resolver = resolver
+
+
+def active_resolver() -> PriceResolver:
+    """The resolver in force (the prices ``enable_tracing()`` loaded), or one with no user prices."""
+    return _active_resolver or PriceResolver()
+
+
+def price_call(call: Call, resolver: PriceResolver, when: datetime | None = None
+               ) -> tuple[Cost, str, Price | None]:
+    """Cost of a call by precedence: user price, provider-reported cost, catalogs."""
+    if call.usage is None:
+        raise Unpriced("no usage")
+    model = call.model
+    if not model:
+        if call.reported_cost is not None:
+            return call.reported_cost, "provider", None
+        raise Unpriced("the call names no model")
+    names = [n for n in (model, call.requested_model) if n]
+    if call.variant:
+        names = [f"{n}/{call.variant}" for n in names] + names
+    if resolver.table:
+        candidates = [c for n in names for c in candidate_names(n, call.provider)]
+        user_price = resolver.table.lookup(list(dict.fromkeys(candidates)),
+                                          when or datetime.now(timezone.utc))
+        if user_price is not None:
+            return compute_cost(call.usage, user_price), "user", user_price
+    if call.reported_cost is not None:
+        return call.reported_cost, "provider", None
+    for name in dict.fromkeys(names):
+        price = resolver.resolve(name, call.provider, when)
+        if price is not None:
+            return compute_cost(call.usage, price), price.source, price
+    raise Unpriced(f"no price known for model {model!r}")

@@ -15,8 +15,9 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from . import providers as _providers
+from ._accounting import counted
 from ._guard import internal_error, logger
-from ._pricing import Cost, Price, PriceResolver, Unpriced, compute_cost
+from ._pricing import PriceResolver, Unpriced, price_call, use_resolver
 from ._spans import storable_text
 
 if TYPE_CHECKING:
@@ -24,27 +25,12 @@ if TYPE_CHECKING:
 
     from ._config import TracingConfig
 
-# MLflow's own keys (mlflow/tracing/constant.py), so the UI and trace.info read them.
-CHAT_USAGE = "mlflow.chat.tokenUsage"
-LLM_COST = "mlflow.llm.cost"
-MODEL = "mlflow.llm.model"
-MODEL_PROVIDER = "mlflow.llm.provider"
-TRACE_COST = "mlflow.trace.cost"
-TRACE_TOKEN_USAGE = "mlflow.trace.tokenUsage"
+from ._keys import (CHAT_USAGE, COST_FALLBACKS, COST_PRICE, COST_SOURCE, COUNTED_ON,
+                    FAILED_WITH, LLM_COST, MODEL, MODEL_PROVIDER, SPAN_INPUTS, SPAN_OUTPUTS,
+                    STREAM_INCOMPLETE, TRACE_COST, TRACE_COST_COMPLETE, TRACE_LLM_CALLS,
+                    TRACE_TOKEN_USAGE, TRACE_UNPRICED_CALLS, UNPRICED, UNPRICED_REASON, USAGE,
+                    USAGE_FLAGS)
 
-# Ours.
-USAGE = "genai_tracing.usage"
-COST_SOURCE = "genai_tracing.cost.source"
-COST_PRICE = "genai_tracing.cost.price"
-COST_FALLBACKS = "genai_tracing.cost.fallbacks"
-UNPRICED = "genai_tracing.cost.unpriced"
-UNPRICED_REASON = "genai_tracing.cost.unpriced_reason"
-USAGE_FLAGS = "genai_tracing.usage.flags"
-COUNTED_ON = "genai_tracing.counted_on"
-FAILED_WITH = "genai_tracing.failed_with"
-TRACE_LLM_CALLS = "genai_tracing.llm_calls"
-TRACE_UNPRICED_CALLS = "genai_tracing.unpriced_calls"
-TRACE_COST_COMPLETE = "genai_tracing.cost.complete"
 # Set on MLflow's in-memory trace (never stored) once its root has ended and totals are written.
 _FINISHED = "_genai_tracing_finished"
 
@@ -91,6 +77,7 @@ def install(config: TracingConfig) -> None:
     from mlflow.tracing.config import get_config
 
     _state = _State(config, PriceResolver(config.price_table), _providers.load(config.providers))
+    use_resolver(_state.resolver)
     current = list(get_config().span_processors)
     if genai_tracing_span_processor not in current:
         mlflow.tracing.configure(span_processors=[*current, genai_tracing_span_processor])
@@ -130,18 +117,13 @@ def uninstall() -> None:
     from mlflow.tracing.config import get_config
 
     _state = None
+    use_resolver(None)
     current = list(get_config().span_processors)
     if genai_tracing_span_processor in current:
         mlflow.tracing.configure(
             span_processors=[p for p in current if p is not genai_tracing_span_processor])
     with _lock:
         _handed_up.clear()
-
-
-def resolver() -> PriceResolver:
-    """The resolver in force (enabled prices), or one with no user prices."""
-    state = _state
-    return state.resolver if state else PriceResolver()
 
 
 def genai_tracing_span_processor(span: LiveSpan) -> None:
@@ -189,8 +171,8 @@ def _storable_previews(root: Any) -> None:
         if trace is None:
             return
         info = trace.info
-        for field, key, role in (("request_preview", "mlflow.spanInputs", "user"),
-                                 ("response_preview", "mlflow.spanOutputs", "assistant")):
+        for field, key, role in (("request_preview", SPAN_INPUTS, "user"),
+                                 ("response_preview", SPAN_OUTPUTS, "assistant")):
             raw = root.get_attribute(key)
             if getattr(info, field) is None and raw is not None:
                 preview = _get_truncated_preview(raw if isinstance(raw, (str, dict)) else
@@ -231,11 +213,11 @@ class _ReadOnce:
 
     @property
     def inputs(self) -> Any:
-        return self.get_attribute("mlflow.spanInputs")
+        return self.get_attribute(SPAN_INPUTS)
 
     @property
     def outputs(self) -> Any:
-        return self.get_attribute("mlflow.spanOutputs")
+        return self.get_attribute(SPAN_OUTPUTS)
 
 
 def _process(span: LiveSpan, state: _State) -> None:
@@ -347,39 +329,6 @@ def _price_span(span: LiveSpan, call: _providers.Call, state: _State) -> None:
         span.set_attribute(COST_FALLBACKS, list(cost.fallbacks))
 
 
-def price_call(call: _providers.Call, resolver: PriceResolver, when: datetime | None = None
-               ) -> tuple[Cost, str, Price | None]:
-    """Cost of a call by precedence: user price, provider-reported cost, catalogs."""
-    if call.usage is None:
-        raise Unpriced("no usage")
-    model = call.model
-    if not model:
-        if call.reported_cost is not None:
-            return call.reported_cost, "provider", None
-        raise Unpriced("the call names no model")
-    names = [n for n in (model, call.requested_model) if n]
-    if call.variant:
-        names = [f"{n}/{call.variant}" for n in names] + names
-    if resolver.table:
-        candidates = [c for n in names for c in _candidates(n, call.provider)]
-        user_price = resolver.table.lookup(list(dict.fromkeys(candidates)), when or _now())
-        if user_price is not None:
-            return compute_cost(call.usage, user_price), "user", user_price
-    if call.reported_cost is not None:
-        return call.reported_cost, "provider", None
-    for name in dict.fromkeys(names):
-        price = resolver.resolve(name, call.provider, when)
-        if price is not None:
-            return compute_cost(call.usage, price), price.source, price
-    raise Unpriced(f"no price known for model {model!r}")
-
-
-def _candidates(model: str, provider: str | None) -> list[str]:
-    from ._pricing import candidate_names
-
-    return candidate_names(model, provider)
-
-
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -436,7 +385,7 @@ def _refused_by_provider(span: Any) -> str | None:
     """The exception type, when the call failed because the provider answered with an error."""
     if not _errored(span):
         return None
-    if span.get_attribute("genai_tracing.stream.incomplete"):
+    if span.get_attribute(STREAM_INCOMPLETE):
         return None  # a stream that broke after output began: the tokens so far are billed
     for event in getattr(span, "events", None) or ():
         if getattr(event, "name", None) == "exception":
@@ -522,39 +471,24 @@ def _write_totals(trace: Any) -> None:
     The tracking store keeps trace-level cost and usage given at trace creation and does not
     re-aggregate them from span batches racing in from export threads.
     """
-    spans = list(trace.span_dict.values())
-    children: dict[str | None, list[Any]] = {}
-    ids = {s.span_id for s in spans}
-    for s in spans:
-        children.setdefault(s.parent_id if s.parent_id in ids else None, []).append(s)
     totals = {"input_cost": Decimal(0), "output_cost": Decimal(0), "total_cost": Decimal(0)}
     tokens = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
     cache_tokens: dict[str, int] = {}
     priced = calls = unpriced = 0
-    # Depth-first; a span's data counts unless an ancestor already counted (MLflow's own rule).
-    stack = [(s, False, False) for s in children.get(None, [])]
-    while stack:
-        s, cost_above, usage_above = stack.pop()
-        cost = s.get_attribute(LLM_COST)
-        usage = s.get_attribute(CHAT_USAGE)
-        has_cost = isinstance(cost, dict) and "total_cost" in cost
-        has_usage = isinstance(usage, dict)
-        if has_cost and not cost_above:
+    for item in counted(trace.span_dict.values()):
+        if item.cost is not None:
             priced += 1
             for key in totals:
-                totals[key] += Decimal(str(cost.get(key, 0) or 0))
-        if has_usage and not usage_above:
+                totals[key] += item.cost[key]
+        if item.usage is not None:
             for key in tokens:
-                tokens[key] += int(usage.get(key, 0) or 0)
+                tokens[key] += item.usage.get(key, 0)
             for key in ("cache_read_input_tokens", "cache_creation_input_tokens"):
-                if key in usage:
-                    cache_tokens[key] = cache_tokens.get(key, 0) + int(usage[key] or 0)
-        if s.get_attribute(UNPRICED):
-            unpriced += 1
-        if (has_cost or s.get_attribute(UNPRICED)) and not s.get_attribute(COUNTED_ON):
+                if key in item.usage:
+                    cache_tokens[key] = cache_tokens.get(key, 0) + item.usage[key]
+        if item.is_call:
             calls += 1
-        stack.extend((c, cost_above or has_cost, usage_above or has_usage)
-                     for c in children.get(s.span_id, []))
+            unpriced += item.unpriced
     metadata = trace.info.request_metadata
     if priced:
         metadata[TRACE_COST] = json.dumps({k: float(v) for k, v in totals.items()})

@@ -16,10 +16,11 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
-from ._attribution import LATENCY_MS, PROMPT_CHARS, TRACE_SESSION, TRACE_USER
+from ._accounting import counted
 from ._errors import ConfigurationError
-from ._processor import (CHAT_USAGE, COUNTED_ON, LLM_COST, MODEL, MODEL_PROVIDER, TRACE_COST,
-                         TRACE_LLM_CALLS, TRACE_TOKEN_USAGE, TRACE_UNPRICED_CALLS, UNPRICED)
+from ._keys import (LATENCY_MS, PROMPT_CHARS, TRACE_COST,
+                    TRACE_LLM_CALLS, TRACE_SESSION, TRACE_TOKEN_USAGE, TRACE_UNPRICED_CALLS,
+                    TRACE_USER)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -300,42 +301,23 @@ def _request_share(info: Any) -> _Share:
 def _call_shares(trace: Any) -> list[_Share]:
     """The trace's calls, one share per (model, provider), by the span processor's own rules.
 
-    A span's cost and tokens count unless an ancestor already counted them, and a span is a call
-    when it is priced or flagged unpriced and was not handed up to an enclosing span of the same
-    call. Those are the rules the stored trace totals were summed by.
+    ``_accounting.counted`` decides, as it did when the stored trace totals were summed.
     """
-    # Span ids are re-encoded on every access, attributes JSON-decoded: read each once.
-    spans = [(s, s.span_id, s.parent_id) for s in trace.data.spans]
-    ids = {span_id for _, span_id, _ in spans}
-    children: dict[str | None, list[tuple[Any, str]]] = {}
-    for s, span_id, parent_id in spans:
-        children.setdefault(parent_id if parent_id in ids else None, []).append((s, span_id))
     shares: dict[tuple[Any, Any], _Share] = {}
-    stack = [(s, span_id, False, False) for s, span_id in children.get(None, [])]
-    while stack:
-        span, span_id, cost_above, usage_above = stack.pop()
-        cost = span.get_attribute(LLM_COST)
-        usage = span.get_attribute(CHAT_USAGE)
-        has_cost = isinstance(cost, dict) and "total_cost" in cost
-        has_usage = isinstance(usage, dict)
-        unpriced = bool(span.get_attribute(UNPRICED))
-        is_call = (has_cost or unpriced) and not span.get_attribute(COUNTED_ON)
-        if is_call or (has_cost and not cost_above) or (has_usage and not usage_above):
-            key = (span.get_attribute(MODEL), span.get_attribute(MODEL_PROVIDER))
-            share = shares.setdefault(key, _Share(model=key[0], provider=key[1]))
-            if has_cost and not cost_above:
-                share.cost = (share.cost or Decimal(0)) + (_money(cost["total_cost"])
-                                                           or Decimal(0))
-            if has_usage and not usage_above:
-                share.input_tokens += _int(usage.get("input_tokens"))
-                share.output_tokens += _int(usage.get("output_tokens"))
-            if is_call:
-                share.llm_calls += 1
-                share.unpriced_calls += int(unpriced)
-                if span.end_time_ns and span.start_time_ns:
-                    share.latencies.append((span.end_time_ns - span.start_time_ns) / 1e6)
-        stack.extend((c, c_id, cost_above or has_cost, usage_above or has_usage)
-                     for c, c_id in children.get(span_id, []))
+    for item in counted(trace.data.spans):
+        key = (item.model, item.provider)
+        share = shares.setdefault(key, _Share(model=key[0], provider=key[1]))
+        if item.cost is not None:
+            share.cost = (share.cost or Decimal(0)) + item.cost["total_cost"]
+        if item.usage is not None:
+            share.input_tokens += item.usage.get("input_tokens", 0)
+            share.output_tokens += item.usage.get("output_tokens", 0)
+        if item.is_call:
+            share.llm_calls += 1
+            share.unpriced_calls += int(item.unpriced)
+            span = item.span
+            if span.end_time_ns and span.start_time_ns:
+                share.latencies.append((span.end_time_ns - span.start_time_ns) / 1e6)
     if not shares:
         # No call spans (none made, or spans not stored): the trace's own totals stand for them.
         return [_request_share(trace.info)]

@@ -152,8 +152,7 @@ def _record(span: Any, metadata: dict[str, str], tags: dict[str, str],
             experiment_id: str | None, start_ms: int) -> RunRecord:
     import mlflow
 
-    from ._attribution import LATENCY_MS, TRACE_SESSION, TRACE_USER
-    from ._processor import TRACE_COST, TRACE_TOKEN_USAGE
+    from ._keys import LATENCY_MS, TRACE_COST, TRACE_SESSION, TRACE_TOKEN_USAGE, TRACE_USER
 
     tokens = _json(metadata.get(TRACE_TOKEN_USAGE))
     cost = _json(metadata.get(TRACE_COST))

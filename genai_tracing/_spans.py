@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from ._guard import internal_error
 
-CALL_ATTRIBUTE = "genai_tracing.call"
+from ._keys import CALL as CALL_ATTRIBUTE, STREAM_INCOMPLETE
 
 
 class CallSpan:
@@ -27,7 +27,8 @@ class CallSpan:
         self.span = mlflow.start_span_no_context(
             name=name, span_type=span_type, inputs=inputs,
             attributes={CALL_ATTRIBUTE: provider, "mlflow.llm.provider": provider})
-        from ._attribution import SPAN_ATTRIBUTION, current
+        from ._attribution import current
+        from ._keys import SPAN_ATTRIBUTION
 
         if (attribution := current()) is not None:
             # A stream may end outside the attribute() block it started in.
@@ -85,7 +86,7 @@ def _end_open_descendants(span: Any) -> None:
         while ancestor and ancestor != span.span_id:
             ancestor = parents.get(ancestor)
         if ancestor == span.span_id:
-            other.set_attribute("genai_tracing.stream.incomplete", True)
+            other.set_attribute(STREAM_INCOMPLETE, True)
             other.end()
 
 
@@ -262,7 +263,7 @@ class StreamObserver:
         # generated may be billed, unlike a stream the provider refused before any output.
         if error is not None and self.items:
             complete = False
-        extra = None if complete else {"genai_tracing.stream.incomplete": True}
+        extra = None if complete else {STREAM_INCOMPLETE: True}
         self.span.end(outputs=outputs, error=error, attributes=extra)
 
     def abandon(self) -> None:

@@ -18,7 +18,7 @@ import pytest
 import genai_tracing
 from genai_tracing import ConfigurationError, estimate_cost
 from genai_tracing._pricing import Cost, PriceResolver, candidate_names, parse_price_table
-from genai_tracing._processor import price_call
+from genai_tracing._pricing import price_call
 from genai_tracing._usage import Usage
 from genai_tracing.providers import Call
 from genai_tracing.testing import FakeProvider, FakeUsage, TemporaryStore

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from .._spans import CALL_ATTRIBUTE  # noqa: F401  - the attribute our own spans carry
+from .._keys import CALL as CALL_ATTRIBUTE  # noqa: F401  - the attribute our own spans carry
 from .._usage import Usage
 
 if TYPE_CHECKING:

@@ -1,0 +1,41 @@
+"""Every attribute and metadata key genai_tracing reads or writes, in one leaf module.
+
+The write side (the span processor, our own spans) and the read side (reports, budgets, runs,
+the CLI) both import from here, and this module imports nothing of the library's.
+"""
+
+from __future__ import annotations
+
+# MLflow's own keys (mlflow/tracing/constant.py): the UI, trace.info and the Overview read them.
+SPAN_INPUTS = "mlflow.spanInputs"
+SPAN_OUTPUTS = "mlflow.spanOutputs"
+CHAT_USAGE = "mlflow.chat.tokenUsage"
+LLM_COST = "mlflow.llm.cost"
+MODEL = "mlflow.llm.model"
+MODEL_PROVIDER = "mlflow.llm.provider"
+MESSAGE_FORMAT = "mlflow.message.format"
+TRACE_COST = "mlflow.trace.cost"
+TRACE_TOKEN_USAGE = "mlflow.trace.tokenUsage"
+TRACE_USER = "mlflow.trace.user"
+TRACE_SESSION = "mlflow.trace.session"
+
+# Ours, on a provider call's span.
+CALL = "genai_tracing.call"                    # on spans genai_tracing itself makes: the provider
+USAGE = "genai_tracing.usage"                  # the normalized usage breakdown
+USAGE_FLAGS = "genai_tracing.usage.flags"
+COST_SOURCE = "genai_tracing.cost.source"
+COST_PRICE = "genai_tracing.cost.price"
+COST_FALLBACKS = "genai_tracing.cost.fallbacks"
+UNPRICED = "genai_tracing.cost.unpriced"
+UNPRICED_REASON = "genai_tracing.cost.unpriced_reason"
+COUNTED_ON = "genai_tracing.counted_on"        # an inner span of a call counted on another span
+FAILED_WITH = "genai_tracing.failed_with"
+STREAM_INCOMPLETE = "genai_tracing.stream.incomplete"
+SPAN_ATTRIBUTION = "genai_tracing.attribution"
+
+# Ours, in trace metadata.
+TRACE_LLM_CALLS = "genai_tracing.llm_calls"
+TRACE_UNPRICED_CALLS = "genai_tracing.unpriced_calls"
+TRACE_COST_COMPLETE = "genai_tracing.cost.complete"
+LATENCY_MS = "genai_tracing.latency_ms"
+PROMPT_CHARS = "genai_tracing.prompt_chars"
