@@ -112,7 +112,7 @@ class attribute:  # noqa: N801 - used like a function, as contextlib's helpers a
 
 def annotate_trace(trace: Any, root: Any) -> None:
     """At the root span's end: attribution, end-to-end latency and prompt length."""
-    from ._spans import storable_text  # a lone surrogate would lose the whole trace
+    from ._text import storable_text  # a lone surrogate would lose the whole trace
 
     info = trace.info
     metadata = info.request_metadata

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from . import _mlflow
 from . import providers as _providers
 from ._accounting import counted
 from ._guard import internal_error, logger
 from ._pricing import PriceResolver, Unpriced, price_call, use_resolver
-from ._spans import storable_text
+from ._text import storable_text
 
 if TYPE_CHECKING:
     from mlflow.entities import LiveSpan
@@ -44,17 +45,12 @@ class _State:
 
 _state: _State | None = None
 _lock = threading.Lock()
-# Usage read off an inner span of a call, handed to the call's outermost span: trace -> span -> call.
-_handed_up: dict[str, dict[str, _providers.Call]] = {}
 _warned_unpriced: set[tuple[str | None, str | None, bool]] = set()
 
 
 def preload(config: TracingConfig) -> None:
     """Import now, in the caller's thread, what span processing and export would import later."""
-    import mlflow.tracing.export.mlflow_v3  # noqa: F401
-    import mlflow.tracing.utils  # noqa: F401
-    from mlflow.tracing.trace_manager import InMemoryTraceManager  # noqa: F401
-
+    _mlflow.preload()
     _providers.load(config.providers)
     if "litellm" in config.providers or _installed("litellm"):
         import litellm  # noqa: F401  - MLflow's exporter imports it lazily otherwise
@@ -72,58 +68,16 @@ def _installed(module: str) -> bool:
 
 def install(config: TracingConfig) -> None:
     global _state
-    import mlflow.tracing
-
-    from mlflow.tracing.config import get_config
-
     _state = _State(config, PriceResolver(config.price_table), _providers.load(config.providers))
     use_resolver(_state.resolver)
-    current = list(get_config().span_processors)
-    if genai_tracing_span_processor not in current:
-        mlflow.tracing.configure(span_processors=[*current, genai_tracing_span_processor])
-    _survive_tracer_resets()
-
-
-def _survive_tracer_resets() -> None:
-    """Keep the processor installed when MLflow resets its tracing config.
-
-    ``mlflow.set_tracking_uri()`` (and other calls that re-create the tracer) reset the tracing
-    configuration to defaults, which would silently drop the processor and every cost after it.
-    """
-    import mlflow.tracing.provider as provider
-
-    reset_config = provider.reset_config
-    if getattr(reset_config, "__genai_tracing_original__", None) is not None:
-        return
-
-    def reset_config_keeping_genai_tracing() -> None:
-        reset_config()
-        if _state is not None:
-            try:
-                import mlflow.tracing
-
-                mlflow.tracing.configure(span_processors=[genai_tracing_span_processor])
-            except Exception:
-                internal_error("re-installing the span processor")
-
-    reset_config_keeping_genai_tracing.__genai_tracing_original__ = reset_config  # type: ignore
-    provider.reset_config = reset_config_keeping_genai_tracing
+    _mlflow.add_span_processor(genai_tracing_span_processor)
 
 
 def uninstall() -> None:
     global _state
-    import mlflow.tracing
-
-    from mlflow.tracing.config import get_config
-
     _state = None
     use_resolver(None)
-    current = list(get_config().span_processors)
-    if genai_tracing_span_processor in current:
-        mlflow.tracing.configure(
-            span_processors=[p for p in current if p is not genai_tracing_span_processor])
-    with _lock:
-        _handed_up.clear()
+    _mlflow.remove_span_processor(genai_tracing_span_processor)
 
 
 def genai_tracing_span_processor(span: LiveSpan) -> None:
@@ -152,22 +106,13 @@ def genai_tracing_span_processor(span: LiveSpan) -> None:
 
 def _storable_text(span: Any) -> bool:
     """Escape lone surrogates in a span's attributes (see ``storable_text``); whether any was."""
-    attributes = getattr(getattr(span, "_span", None), "_attributes", None)
-    escaped = False
-    for key, value in list((attributes or {}).items()):
-        if isinstance(value, str) and (fixed := storable_text(value)) is not value:
-            attributes[key] = fixed
-            escaped = True
-    return escaped
+    return _mlflow.escape_attributes(span, storable_text)
 
 
 def _storable_previews(root: Any) -> None:
     """The trace's request and response previews, which MLflow cuts from the root's inputs and
     outputs at export, escaped the same way (MLflow keeps previews that are already set)."""
-    from mlflow.tracing.trace_manager import InMemoryTraceManager
-    from mlflow.tracing.utils.truncation import _get_truncated_preview
-
-    with InMemoryTraceManager.get_instance().get_trace(root.trace_id) as trace:
+    with _mlflow.open_trace(root.trace_id) as trace:
         if trace is None:
             return
         info = trace.info
@@ -175,8 +120,8 @@ def _storable_previews(root: Any) -> None:
                                  ("response_preview", SPAN_OUTPUTS, "assistant")):
             raw = root.get_attribute(key)
             if getattr(info, field) is None and raw is not None:
-                preview = _get_truncated_preview(raw if isinstance(raw, (str, dict)) else
-                                                 json.dumps(raw), role=role)
+                preview = _mlflow.truncated_preview(raw if isinstance(raw, (str, dict)) else
+                                                    json.dumps(raw), role)
                 if preview is not None:
                     setattr(info, field, storable_text(preview))
 
@@ -223,12 +168,12 @@ class _ReadOnce:
 def _process(span: LiveSpan, state: _State) -> None:
     module = _owner(span, state.modules)
     if module is not None:
-        call = module.extract(span)
         outer = _enclosing_call(span, state.modules)
         if outer is not None:
-            _hand_up(span, outer, call)
-        else:
-            _price_span(span, _merge(call, _take_handed_up(span)), state)
+            # The same call, traced twice (Gemini's generate_content around _generate_content,
+            # LiteLLM around the OpenAI SDK): both spans show it, the outermost counts it.
+            span.set_attribute(COUNTED_ON, outer.span_id)
+        _price_span(span, module.extract(span), state)
     if span.parent_id is None:
         _finish_trace(span.trace_id, root=span)
     elif module is not None:
@@ -244,47 +189,16 @@ def _owner(span: Any, modules: tuple[ModuleType, ...]) -> ModuleType | None:
 
 def _enclosing_call(span: LiveSpan, modules: tuple[ModuleType, ...]) -> Any | None:
     """The outermost enclosing span of the same provider call, if this span is nested in one."""
-    from mlflow.tracing.trace_manager import InMemoryTraceManager
-
-    manager = InMemoryTraceManager.get_instance()
     outer = None
     parent_id = span.parent_id
     while parent_id:
-        parent = manager.get_span_from_id(span.trace_id, parent_id)
+        parent = _mlflow.span_by_id(span.trace_id, parent_id)
         if parent is None:
             break
         if _owner(parent, modules) is not None:
             outer = parent
         parent_id = parent.parent_id
     return outer
-
-
-def _hand_up(span: LiveSpan, outer: Any, call: _providers.Call) -> None:
-    # The same call must be counted once: the outermost span carries usage and cost, this one
-    # neither. Without usage the store does not price it on its own either.
-    _remove_attribute(span, CHAT_USAGE)
-    _remove_attribute(span, LLM_COST)
-    span.set_attribute(COUNTED_ON, outer.span_id)
-    if call.usage is not None and not call.usage.is_empty:
-        with _lock:
-            slot = _handed_up.setdefault(span.trace_id, {})
-            previous = slot.get(outer.span_id)
-            slot[outer.span_id] = _merge(call, previous) if previous else call
-
-
-def _take_handed_up(span: LiveSpan) -> _providers.Call | None:
-    with _lock:
-        slot = _handed_up.get(span.trace_id)
-        return slot.pop(span.span_id, None) if slot else None
-
-
-def _merge(own: _providers.Call, inner: _providers.Call | None) -> _providers.Call:
-    """The outer span's own reading, filled in from an inner span of the same call."""
-    if inner is None:
-        return own
-    usage = own.usage if own.usage is not None and not own.usage.is_empty else inner.usage
-    return replace(own, model=own.model or inner.model, usage=usage,
-                   reported_cost=own.reported_cost or inner.reported_cost)
 
 
 def _price_span(span: LiveSpan, call: _providers.Call, state: _State) -> None:
@@ -308,7 +222,10 @@ def _price_span(span: LiveSpan, call: _providers.Call, state: _State) -> None:
         return
     # Tokens and cost fail independently: the counts are written before any price is sought.
     if usage.input_tokens is not None or usage.output_tokens is not None:
-        span.set_attribute(CHAT_USAGE, usage.token_usage_attribute())
+        # MLflow's own keys stay (a reported 0 included); the totals are the normalized ones.
+        mlflow_usage = span.get_attribute(CHAT_USAGE)
+        span.set_attribute(CHAT_USAGE, {**(mlflow_usage if isinstance(mlflow_usage, dict)
+                                           else {}), **usage.token_usage_attribute()})
     span.set_attribute(USAGE, usage.breakdown_attribute())
     if usage.flags:
         span.set_attribute(USAGE_FLAGS, list(usage.flags))
@@ -340,27 +257,12 @@ def _start_time(span: LiveSpan) -> datetime:
         return _now()
 
 
-def _remove_attribute(span: Any, key: str) -> None:
-    """Drop an attribute before the span ends. A null would do, but MLflow's store rejects it."""
-    if isinstance(span, _ReadOnce):
-        span.forget(key)
-    attributes = getattr(getattr(span, "_span", None), "_attributes", None)
-    if attributes is not None and key in attributes:
-        del attributes[key]
-
-
 def _store_would_price(span: Any) -> bool:
     """Whether MLflow would put its own price on this span (it asks LiteLLM, as the store does)."""
     usage, model = span.get_attribute(CHAT_USAGE), span.get_attribute(MODEL)
     if not isinstance(usage, dict) or not model:
         return False
-    from mlflow.tracing.utils import calculate_cost_by_model_and_token_usage
-
-    try:
-        return bool(calculate_cost_by_model_and_token_usage(
-            model, usage, span.get_attribute(MODEL_PROVIDER)))
-    except Exception:
-        return True  # when in doubt, block a price we did not compute
+    return _mlflow.mlflow_would_price(model, usage, span.get_attribute(MODEL_PROVIDER))
 
 
 # The SDKs' exceptions for "the provider answered with an error status" (openai and anthropic
@@ -397,13 +299,11 @@ def _refused_by_provider(span: Any) -> str | None:
 
 def _mark_unpriced(span: LiveSpan, call: _providers.Call, reason: str, *,
                    price_missing: bool = True) -> None:
-    if _store_would_price(span):
+    if _store_would_price(span) or span.get_attribute(LLM_COST) is not None:
         # MLflow's store prices a span that has usage and a model but no cost attribute, with
         # LiteLLM's text rates: exactly the wrong number this span refuses to show (image tokens
         # as text, malformed counts). An empty cost carries no amount and stops it.
         span.set_attribute(LLM_COST, {})
-    else:
-        _remove_attribute(span, LLM_COST)
     span.set_attribute(UNPRICED, True)
     span.set_attribute(UNPRICED_REASON, reason)
     key = (call.provider, call.model, price_missing)
@@ -439,9 +339,7 @@ _USAGE_HINTS = {
 
 
 def _finish_trace(trace_id: str, root: Any) -> None:
-    from mlflow.tracing.trace_manager import InMemoryTraceManager
-
-    with InMemoryTraceManager.get_instance().get_trace(trace_id) as trace:
+    with _mlflow.open_trace(trace_id) as trace:
         if trace is None:
             return
         _write_totals(trace)
@@ -452,15 +350,11 @@ def _finish_trace(trace_id: str, root: Any) -> None:
         except Exception:
             internal_error("trace attribution")
         setattr(trace, _FINISHED, True)
-    with _lock:
-        _handed_up.pop(trace_id, None)
 
 
 def _refresh_finished_trace(trace_id: str) -> None:
     """A call span that ends after its trace's root (a background thread) still counts."""
-    from mlflow.tracing.trace_manager import InMemoryTraceManager
-
-    with InMemoryTraceManager.get_instance().get_trace(trace_id) as trace:
+    with _mlflow.open_trace(trace_id) as trace:
         if trace is not None and getattr(trace, _FINISHED, False):
             _write_totals(trace)
 
@@ -475,7 +369,7 @@ def _write_totals(trace: Any) -> None:
     tokens = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
     cache_tokens: dict[str, int] = {}
     priced = calls = unpriced = 0
-    for item in counted(trace.span_dict.values()):
+    for item in counted(_mlflow.trace_spans(trace)):
         if item.cost is not None:
             priced += 1
             for key in totals:
@@ -489,7 +383,7 @@ def _write_totals(trace: Any) -> None:
         if item.is_call:
             calls += 1
             unpriced += item.unpriced
-    metadata = trace.info.request_metadata
+    metadata = _mlflow.trace_metadata(trace)
     if priced:
         metadata[TRACE_COST] = json.dumps({k: float(v) for k, v in totals.items()})
     if any(tokens.values()):

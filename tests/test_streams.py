@@ -246,3 +246,61 @@ def test_usage_seen_before_an_early_stop_is_kept(fake_provider: FakeProvider,
     (span,) = llm_spans(mlflow_store.last_trace())
     assert span.attributes["genai_tracing.stream.incomplete"] is True
     assert span.attributes["mlflow.chat.tokenUsage"]["input_tokens"] == 120
+
+
+async def _loop_async(make: Callable[[], Any]) -> int:
+    count = 0
+    async for _ in await make():
+        count += 1
+    return count
+
+
+LOOPS: dict[str, Callable[[FakeProvider], Any]] = {
+    # The most common way to write a stream loop: nothing but the loop holds the stream.
+    **{name: (lambda make: lambda fake: sum(1 for _ in make(fake)))(make)
+       for name, make in SYNC_STREAMS.items()},
+    "openai-chat-async": lambda fake: asyncio.run(_loop_async(
+        lambda: openai_client(fake, asynchronous=True).chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True,
+            stream_options={"include_usage": True}))),
+    "anthropic-async": lambda fake: asyncio.run(_loop_async(
+        lambda: anthropic_client(fake, asynchronous=True).messages.create(
+            model="claude-sonnet-4-5", max_tokens=64, messages=MESSAGES, stream=True))),
+}
+
+
+@pytest.mark.parametrize("name", list(LOOPS))
+def test_stream_held_only_by_its_loop_is_complete(name: str, fake_provider: FakeProvider,
+                                                  mlflow_store: TemporaryStore) -> None:
+    genai_tracing.enable_tracing()
+    fake_provider.usage = USAGE
+    assert LOOPS[name](fake_provider) > 0
+    gc.collect()
+
+    (span,) = llm_spans(mlflow_store.last_trace())
+    assert "genai_tracing.stream.incomplete" not in span.attributes
+    assert span.attributes["mlflow.chat.tokenUsage"]["input_tokens"] == 120
+    assert span.attributes["mlflow.llm.cost"]["total_cost"] > 0
+
+
+@pytest.mark.parametrize("name", ["openai-chat", "anthropic-create"])
+def test_calling_mlflow_autolog_again_keeps_stream_handling(
+        name: str, fake_provider: FakeProvider, mlflow_store: TemporaryStore) -> None:
+    import importlib
+
+    genai_tracing.enable_tracing()
+    # Old code that still turns MLflow's autolog on after enable_tracing().
+    importlib.import_module(f"mlflow.{name.split('-')[0]}").autolog()
+    fake_provider.usage = USAGE
+    stream = SYNC_STREAMS[name](fake_provider)
+    for _ in stream:
+        break
+    stream.close()
+
+    (span,) = llm_spans(mlflow_store.last_trace())
+    assert span.attributes.get("genai_tracing.stream.incomplete") is True
+    assert _no_pending_traces()
+
+    list(SYNC_STREAMS[name](fake_provider))  # read to the end: usage and cost
+    (span,) = llm_spans(mlflow_store.last_trace())
+    assert span.attributes["mlflow.llm.cost"]["total_cost"] > 0

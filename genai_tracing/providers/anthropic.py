@@ -1,8 +1,8 @@
 """Anthropic SDK: ``messages.create`` (plain and ``stream=True``) and ``messages.stream()``.
 
-MLflow autolog records plain ``messages.create``. For streams it records no usage
-(``stream=True``) or no span at all (``messages.stream()``), so this module wraps those two entry
-points of ``Messages``/``AsyncMessages`` and reads the usage off the stream's own events.
+MLflow autolog traces ``messages.create``; for ``stream=True`` its span ends before the stream is
+read, with no usage, and ``messages.stream()`` it does not trace at all. The SDK's ``Stream``
+class, which both go through, gives the usage from the stream's own events.
 """
 
 from __future__ import annotations
@@ -10,26 +10,27 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from .._spans import CALL_ATTRIBUTE, CallSpan, StreamObserver, observe_stream_object, \
-    patch_method, streams_only, unpatch_method, wrap_call
+from .. import _mlflow
+from .._keys import MESSAGE_FORMAT, MODEL
+from .._spans import CALL_ATTRIBUTE, CallSpan, patch_method, unpatch_method, wrap_call
+from .._streams import Reader, StreamWatch, hook_stream_classes, own, owned_span, \
+    send_traceparent, take_reading, traced_span, unhook_stream_classes
 from .._usage import Usage, UsageReader, clamp_parts
 from . import Call, dig, span_inputs, span_outputs, text_model
 
 NAME = "anthropic"
-_MESSAGE_FORMAT = "mlflow.message.format"
-_RECORDED = ("model", "messages", "system", "max_tokens", "temperature", "tools", "thinking",
-             "stream")
 
 
 def claims(span: Any) -> bool:
     if span.get_attribute(CALL_ATTRIBUTE) == NAME:
         return True
-    return span.get_attribute(_MESSAGE_FORMAT) == "anthropic" and span.name.endswith(
+    return span.get_attribute(MESSAGE_FORMAT) == "anthropic" and span.name.endswith(
         "Messages.create")
 
 
 def extract(span: Any) -> Call:
-    out = span_outputs(span)
+    # A streamed call's span (MLflow's, ended with the stream) has its usage from the stream.
+    out = take_reading(span.span_id) or span_outputs(span)
     requested = text_model(span_inputs(span).get("model"))
     model = text_model(dig(out, "model")) or requested
     return Call(NAME, model, read_usage(dig(out, "usage")), requested_model=requested)
@@ -53,7 +54,9 @@ def read_usage(raw: Any) -> Usage | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The patch: streams only; plain calls stay with MLflow autolog.
+# The patch: streams. MLflow's span of ``messages.create(stream=True)`` ends when the call returns,
+# before any usage; it is held back until the stream ends and gets the stream's usage then.
+# ``messages.stream()``, which MLflow does not trace, gets a span as autolog makes for ``create``.
 
 
 def _classes() -> list[type]:
@@ -62,52 +65,65 @@ def _classes() -> list[type]:
     return [Messages, AsyncMessages]
 
 
+def _stream_classes() -> list[type]:
+    from anthropic import AsyncStream, Stream
+
+    return [Stream, AsyncStream]
+
+
 def patch() -> None:
+    hook_stream_classes(_stream_classes(), _watch)
     for cls in _classes():
-        patch_method(cls, "create", _wrap_create)
         patch_method(cls, "stream", _wrap_stream)
 
 
 def unpatch() -> None:
+    unhook_stream_classes(_stream_classes())
     for cls in _classes():
         unpatch_method(cls, "stream")
-        unpatch_method(cls, "create")
 
 
-def _inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-    return {k: kwargs[k] for k in _RECORDED if k in kwargs}
+def _watch(stream: Any) -> StreamWatch | None:
+    span = traced_span(stream)
+    if span is None:
+        return None
+    if (own := owned_span(span)) is not None:
+        return StreamWatch(own, _EventTotals(), owned=True)
+    return StreamWatch(span, _EventTotals(), owned=False, deferred=_mlflow.DeferredEnd(span))
 
 
-def _wrap_create(original: Any) -> Any:
-    return streams_only(wrap_call(original, name=f"{_owner(original)}.create",
-                                  span_type="CHAT_MODEL", provider=NAME, inputs=_inputs,
-                                  finish=_finish_raw_stream), original)
+def _all_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    return dict(kwargs)  # the SDK's methods take keyword arguments only
+
+
+def _attributes(inputs: dict[str, Any]) -> dict[str, Any]:
+    attributes: dict[str, Any] = {MESSAGE_FORMAT: "anthropic"}
+    if isinstance(inputs.get("model"), str):
+        attributes[MODEL] = inputs["model"]
+    return attributes
 
 
 def _wrap_stream(original: Any) -> Any:
     return wrap_call(original, name=f"{_owner(original)}.stream", span_type="CHAT_MODEL",
-                     provider=NAME, inputs=_inputs, finish=_finish_stream_manager)
+                     provider=NAME, inputs=_all_inputs, attributes=_attributes,
+                     before=send_traceparent, finish=_hand_to_stream)
 
 
 def _owner(function: Any) -> str:
-    qualname = getattr(function, "__qualname__", "Messages.create")
+    qualname = getattr(function, "__qualname__", "Messages.stream")
     return qualname.rsplit(".", 1)[0] if "." in qualname else "Messages"
 
 
-def _finish_raw_stream(span: CallSpan, stream: Any, kwargs: dict[str, Any]) -> Any:
-    return observe_stream_object(stream, _EventTotals(span))
+def _hand_to_stream(span: CallSpan, manager: Any, kwargs: dict[str, Any]) -> Any:
+    """The span ends with the stream the manager opens (or when the manager is dropped)."""
+    own(span, manager)
+    return manager
 
 
-def _finish_stream_manager(span: CallSpan, manager: Any, kwargs: dict[str, Any]) -> Any:
-    """``messages.stream()`` returns a context manager; the stream exists once it is entered."""
-    return observe_stream_object(manager, _ManagerObserver(span))
-
-
-class _EventTotals(StreamObserver):
+class _EventTotals(Reader):
     """Usage from raw stream events: ``message_start`` has input, ``message_delta`` the rest."""
 
-    def __init__(self, span: CallSpan) -> None:
-        super().__init__(span)
+    def __init__(self) -> None:
         self.model: str | None = None
         self.usage: dict[str, Any] = {}
         self.text: list[str] = []
@@ -124,9 +140,6 @@ class _EventTotals(StreamObserver):
             self.stop_reason = dig(event, "delta", "stop_reason") or self.stop_reason
         elif kind == "content_block_delta" and dig(event, "delta", "type") == "text_delta":
             self.text.append(str(dig(event, "delta", "text") or ""))
-        elif kind in ("text", "message_stop") and dig(event, "message") is not None:
-            # messages.stream() events carry the SDK's accumulated snapshot.
-            self.model = dig(event, "message", "model") or self.model
 
     def _merge(self, usage: Any) -> None:
         if usage is None:
@@ -134,23 +147,10 @@ class _EventTotals(StreamObserver):
         data = usage.model_dump() if hasattr(usage, "model_dump") else dict(usage)
         self.usage.update({k: v for k, v in data.items() if v is not None})
 
+    def reading(self) -> Any:
+        return {"model": self.model, "usage": self.usage or None}
+
     def outputs(self) -> Any:
         return {"type": "message", "role": "assistant", "model": self.model,
                 "content": [{"type": "text", "text": "".join(self.text)}],
                 "stop_reason": self.stop_reason, "usage": self.usage or None}
-
-
-class _ManagerObserver(StreamObserver):
-    """Hands the span to the ``MessageStream`` the manager opens; ends it if never entered."""
-
-    def __init__(self, span: CallSpan) -> None:
-        super().__init__(span)
-        self.handed_over = False
-
-    def entered(self, message_stream: Any) -> Any:
-        self.handed_over = True
-        return observe_stream_object(message_stream, _EventTotals(self.span))
-
-    def abandon(self) -> None:
-        if not self.handed_over:
-            super().abandon()

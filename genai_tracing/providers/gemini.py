@@ -7,13 +7,14 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from .._spans import CALL_ATTRIBUTE, CallSpan, StreamObserver, end_with_result, \
-    observe_generator, patch_method, unpatch_method, wrap_call
+from .._keys import MESSAGE_FORMAT, MODEL
+from .._spans import CALL_ATTRIBUTE, CallSpan, end_with_result, patch_method, unpatch_method, \
+    wrap_call
+from .._streams import Reader, StreamWatch, observe_generator
 from .._usage import Usage, UsageReader, clamp_parts
 from . import Call, dig, span_inputs, span_outputs, text_model
 
 NAME = "gemini"
-_MESSAGE_FORMAT = "mlflow.message.format"
 # MLflow wraps both the public method and the private one it calls: the same call, twice.
 _METHODS = ("generate_content", "_generate_content", "embed_content", "send_message",
             "generate_content_stream", "generate_images")
@@ -22,7 +23,7 @@ _METHODS = ("generate_content", "_generate_content", "embed_content", "send_mess
 def claims(span: Any) -> bool:
     if span.get_attribute(CALL_ATTRIBUTE) == NAME:
         return True
-    return span.get_attribute(_MESSAGE_FORMAT) == "gemini" and span.name.rsplit(".", 1)[-1] in \
+    return span.get_attribute(MESSAGE_FORMAT) == "gemini" and span.name.rsplit(".", 1)[-1] in \
         _METHODS
 
 
@@ -117,10 +118,10 @@ def patch() -> None:
     for cls in _classes():
         patch_method(cls, "generate_content_stream", lambda original, cls=cls: wrap_call(
             original, name=f"{cls.__name__}.generate_content_stream", span_type="LLM",
-            provider=NAME, inputs=_inputs, finish=_finish_stream))
+            provider=NAME, inputs=_all_inputs, attributes=_attributes, finish=_finish_stream))
         patch_method(cls, "generate_images", lambda original, cls=cls: wrap_call(
             original, name=f"{cls.__name__}.generate_images", span_type="LLM", provider=NAME,
-            inputs=_inputs, finish=end_with_result))
+            inputs=_all_inputs, attributes=_attributes, finish=end_with_result))
 
 
 def unpatch() -> None:
@@ -129,22 +130,27 @@ def unpatch() -> None:
         unpatch_method(cls, "generate_images")
 
 
-def _inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-    recorded = {k: kwargs[k] for k in ("model", "contents", "prompt", "config") if k in kwargs}
-    if isinstance(recorded.get("model"), str) and recorded["model"].startswith("models/"):
-        recorded["model"] = recorded["model"][len("models/"):]
-    return recorded
+def _all_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    return dict(kwargs)  # the SDK's methods take keyword arguments only
+
+
+def _attributes(inputs: dict[str, Any]) -> dict[str, Any]:
+    # As MLflow's gemini autolog writes them for generate_content.
+    attributes: dict[str, Any] = {MESSAGE_FORMAT: "gemini"}
+    model = inputs.get("model")
+    if isinstance(model, str) and model:
+        attributes[MODEL] = model[len("models/"):] if model.startswith("models/") else model
+    return attributes
 
 
 def _finish_stream(span: CallSpan, stream: Any, kwargs: dict[str, Any]) -> Any:
-    return observe_generator(stream, _ChunkTotals(span))
+    return observe_generator(stream, StreamWatch(span, _ChunkTotals(), owned=True))
 
 
-class _ChunkTotals(StreamObserver):
+class _ChunkTotals(Reader):
     """Gemini repeats the running usage on chunks; the last one seen is the call's usage."""
 
-    def __init__(self, span: CallSpan) -> None:
-        super().__init__(span)
+    def __init__(self) -> None:
         self.model_version: str | None = None
         self.usage: Any = None
         self.text: list[str] = []

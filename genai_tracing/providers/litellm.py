@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from .._spans import CALL_ATTRIBUTE, CallSpan, StreamObserver, end_with_result, \
-    observe_stream_object, original_of, wrap_call
+from .._spans import CALL_ATTRIBUTE, CallSpan, end_with_result, original_of, wrap_call
+from .._streams import Reader, StreamWatch, attach, hook_stream_classes, unhook_stream_classes
 from .._usage import Usage, UsageReader, clamp_parts
 from . import Call, dig, span_inputs, span_outputs, text_model
 from .openai import read_usage as read_openai_usage
@@ -74,8 +74,16 @@ def read_usage(response: Any) -> Usage | None:
 # The patch
 
 
+def _stream_classes() -> list[type]:
+    from litellm.litellm_core_utils.streaming_handler import CustomStreamWrapper
+
+    return [CustomStreamWrapper]
+
+
 def patch() -> None:
     import litellm
+
+    hook_stream_classes(_stream_classes(), lambda stream: None)
 
     for function, span_type in _ENTRY_POINTS.items():
         current = getattr(litellm, function, None)
@@ -88,6 +96,8 @@ def patch() -> None:
 
 def unpatch() -> None:
     import litellm
+
+    unhook_stream_classes(_stream_classes())
 
     for function in _ENTRY_POINTS:
         current = getattr(litellm, function, None)
@@ -108,11 +118,10 @@ def _finish(span: CallSpan, result: Any, kwargs: dict[str, Any]) -> Any:
     return end_with_result(span, result, kwargs)
 
 
-class _StreamTotals(StreamObserver):
+class _StreamTotals(Reader):
     """What a stream has shown so far: running totals and the text, never the chunks."""
 
-    def __init__(self, span: CallSpan) -> None:
-        super().__init__(span)
+    def __init__(self) -> None:
         self.model: str | None = None
         self.usage: Any = None
         self.text: list[str] = []
@@ -134,4 +143,5 @@ class _StreamTotals(StreamObserver):
 
 def _trace_stream(stream: Any, span: CallSpan) -> Any:
     """Make ``stream`` end ``span`` once it finishes; it stays a ``CustomStreamWrapper``."""
-    return observe_stream_object(stream, _StreamTotals(span))
+    attach(stream, StreamWatch(span, _StreamTotals(), owned=True))
+    return stream

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._spans import CALL_ATTRIBUTE, CallSpan, StreamObserver, end_with_result, \
-    observe_stream_object, patch_method, streams_only, unpatch_method, wrap_call
+from .._spans import CALL_ATTRIBUTE, end_with_result, patch_method, unpatch_method, wrap_call
+from .._streams import Reader, StreamWatch, hook_stream_classes, traced_span, \
+    unhook_stream_classes
 from .._usage import Usage, UsageReader, clamp_parts
 from . import Call, dig, span_inputs, span_outputs, text_model
 
@@ -98,17 +99,19 @@ def _is_embedding(response: Any) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# The patch: image edits, which MLflow autolog does not trace, and streams, whose autolog span
-# ends only when the stream is exhausted (never, if the user stops early).
+# The patch: image edits, which MLflow autolog does not trace, and the end of streams left early.
 
 
-def _classes() -> list[tuple[type, str]]:
-    from openai.resources.chat.completions import AsyncCompletions, Completions
+def _image_classes() -> list[type]:
     from openai.resources.images import AsyncImages, Images
-    from openai.resources.responses import AsyncResponses, Responses
 
-    return [(Images, "edit"), (AsyncImages, "edit"), (Completions, "create"),
-            (AsyncCompletions, "create"), (Responses, "create"), (AsyncResponses, "create")]
+    return [Images, AsyncImages]
+
+
+def _stream_classes() -> list[type]:
+    from openai import AsyncStream, Stream
+
+    return [Stream, AsyncStream]
 
 
 # MLflow's openai autolog imports these by name on every call (to learn a span's type, to spot a
@@ -148,66 +151,32 @@ def _forget_absent_modules() -> None:
 
 def patch() -> None:
     _remember_absent_modules()
-    for cls, method in _classes():
-        if method == "edit":
-            patch_method(cls, method, lambda original, cls=cls: wrap_call(
-                original, name=f"{cls.__name__}.edit", span_type="LLM", provider=NAME,
-                inputs=_image_inputs, finish=end_with_result))
-        else:
-            patch_method(cls, method, lambda original, cls=cls: streams_only(wrap_call(
-                original, name=f"{cls.__name__}.create", span_type="CHAT_MODEL", provider=NAME,
-                inputs=_stream_inputs, finish=_finish_stream), original))
+    # Streams: MLflow's span of a streamed call ends when the stream is read to the end (with
+    # usage) or fails; one left early (closed, exited, dropped) is ended here, marked incomplete.
+    hook_stream_classes(_stream_classes(), _watch)
+    # Image edits, which MLflow autolog does not trace: a span as autolog makes for generate.
+    for cls in _image_classes():
+        patch_method(cls, "edit", lambda original, cls=cls: wrap_call(
+            original, name=cls.__name__, span_type="TOOL", provider=NAME,
+            inputs=_all_inputs, attributes=_input_attributes, finish=end_with_result))
 
 
 def unpatch() -> None:
     _forget_absent_modules()
-    for cls, method in _classes():
-        unpatch_method(cls, method)
+    unhook_stream_classes(_stream_classes())
+    for cls in _image_classes():
+        unpatch_method(cls, "edit")
 
 
-def _image_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-    # The image files themselves are not recorded: only what prices the call.
-    return {k: kwargs[k] for k in ("model", "prompt", "n", "size", "quality") if k in kwargs}
+def _watch(stream: Any) -> StreamWatch | None:
+    span = traced_span(stream)
+    return None if span is None else StreamWatch(span, Reader(), owned=False)
 
 
-def _stream_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-    return {k: kwargs[k] for k in ("model", "messages", "input", "instructions", "stream",
-                                   "stream_options", "temperature", "max_tokens", "tools")
-            if k in kwargs}
+def _all_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    return dict(kwargs)  # the SDK's methods take keyword arguments only
 
 
-def _finish_stream(span: CallSpan, stream: Any, kwargs: dict[str, Any]) -> Any:
-    return observe_stream_object(stream, _ChunkTotals(span))
-
-
-class _ChunkTotals(StreamObserver):
-    """Chat chunks carry usage on the last chunk (with include_usage); Responses streams on
-    their ``response.completed`` event. Only the running totals and the text are kept."""
-
-    def __init__(self, span: CallSpan) -> None:
-        super().__init__(span)
-        self.model: str | None = None
-        self.usage: Any = None
-        self.text: list[str] = []
-        self.response: Any = None
-
-    def item(self, chunk: Any) -> None:
-        kind = dig(chunk, "type")
-        if kind in ("response.completed", "response.incomplete", "response.failed"):
-            self.response = dig(chunk, "response")
-            return
-        if kind == "response.output_text.delta":
-            self.text.append(str(dig(chunk, "delta") or ""))
-            return
-        self.model = dig(chunk, "model") or self.model
-        if (usage := dig(chunk, "usage")) is not None:
-            self.usage = usage
-        if (delta := dig(chunk, "choices", 0, "delta", "content")) is not None:
-            self.text.append(str(delta))
-
-    def outputs(self) -> Any:
-        if self.response is not None:
-            return self.response  # the whole final Response, usage included
-        return {"object": "chat.completion", "model": self.model, "usage": self.usage,
-                "choices": [{"index": 0, "message": {"role": "assistant",
-                                                     "content": "".join(self.text)}}]}
+def _input_attributes(inputs: dict[str, Any]) -> dict[str, Any]:
+    # MLflow's openai autolog records each input parameter but the messages as an attribute.
+    return {k: v for k, v in inputs.items() if k not in ("messages", "input")}

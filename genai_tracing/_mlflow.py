@@ -1,0 +1,282 @@
+"""The one seam to MLflow's tracing internals.
+
+Every use of a name MLflow does not document as public goes through this module, so that a new
+MLflow release breaks here, visibly, and nowhere else. Each such use is marked ``PRIVATE:`` with
+why it is needed; where the name is missing on the installed MLflow, the feature that needs it is
+switched off with one log line (``unavailable()``) and the user's call is never harmed.
+
+Supported MLflow versions are declared in ``pyproject.toml`` and tested by ``.ci/run``.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from ._guard import logger
+
+if TYPE_CHECKING:
+    from mlflow.entities import LiveSpan
+
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+def unavailable(feature: str, missing: str) -> None:
+    """Say once per process that ``feature`` is off because this MLflow lacks ``missing``."""
+    with _warned_lock:
+        if feature in _warned:
+            return
+        _warned.add(feature)
+    import mlflow
+
+    logger.warning("genai_tracing: %s is not available with mlflow %s (it has no %s); traced "
+                   "calls are unaffected.", feature, getattr(mlflow, "__version__", "?"), missing)
+
+
+# ---------------------------------------------------------------------------------------------
+# Spans genai_tracing makes itself (public API)
+
+
+def start_span(name: str, span_type: str, inputs: Any, attributes: dict[str, Any]) -> LiveSpan:
+    import mlflow
+
+    return mlflow.start_span_no_context(name=name, span_type=span_type, inputs=inputs,
+                                        attributes=attributes)
+
+
+def activate(span: LiveSpan) -> Any:
+    """Make ``span`` the current span (so SDK spans made inside nest under it); a token."""
+    # PRIVATE: mlflow.tracing.provider.set_span_in_context; the public context managers
+    # (mlflow.start_span) cannot hand a span that outlives the call (a stream) to its end.
+    from mlflow.tracing.provider import set_span_in_context
+
+    return set_span_in_context(span)
+
+
+def deactivate(token: Any) -> None:
+    from mlflow.tracing.provider import detach_span_from_context
+
+    detach_span_from_context(token)
+
+
+# ---------------------------------------------------------------------------------------------
+# MLflow's in-memory traces
+
+
+@contextmanager
+def open_trace(trace_id: str) -> Iterator[Any]:
+    """MLflow's in-memory trace (``None`` once exported), locked while the block runs."""
+    # PRIVATE: InMemoryTraceManager holds a trace between its first span and its export; trace
+    # totals and attribution are written there, before the trace is exported.
+    from mlflow.tracing.trace_manager import InMemoryTraceManager
+
+    with InMemoryTraceManager.get_instance().get_trace(trace_id) as trace:
+        yield trace
+
+
+def span_by_id(trace_id: str, span_id: str | None) -> LiveSpan | None:
+    if not span_id:
+        return None
+    from mlflow.tracing.trace_manager import InMemoryTraceManager
+
+    return InMemoryTraceManager.get_instance().get_span_from_id(trace_id, span_id)
+
+
+def trace_spans(trace: Any) -> list[LiveSpan]:
+    return list(trace.span_dict.values())
+
+
+def trace_metadata(trace: Any) -> dict[str, str]:
+    return trace.info.request_metadata
+
+
+def span_from_traceparent(traceparent: Any) -> LiveSpan | None:
+    """The open span a W3C ``traceparent`` header points to (MLflow's autolog puts one on each
+    request it traces), if it is in memory."""
+    if not isinstance(traceparent, str):
+        return None
+    parts = traceparent.strip().split("-")
+    if len(parts) != 4:
+        return None
+    try:
+        otel_trace_id = int(parts[1], 16)
+    except ValueError:
+        return None
+    from mlflow.tracing.trace_manager import InMemoryTraceManager
+
+    manager = InMemoryTraceManager.get_instance()
+    lookup = getattr(manager, "get_mlflow_trace_id_from_otel_id", None)
+    if lookup is None:
+        unavailable("ending abandoned MLflow stream spans",
+                    "InMemoryTraceManager.get_mlflow_trace_id_from_otel_id")
+        return None
+    trace_id = lookup(otel_trace_id)
+    return manager.get_span_from_id(trace_id, parts[2]) if trace_id else None
+
+
+def traceparent_of(span: LiveSpan) -> str | None:
+    """The W3C ``traceparent`` header that points to ``span`` (as MLflow's autolog sends)."""
+    context = span._span.get_span_context()  # PRIVATE: the OTel span under a LiveSpan
+    if not context.is_valid:
+        return None
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Changing a span MLflow made, before it is exported
+
+
+class DeferredEnd:
+    """Holds back MLflow's ``end()`` of one span until ``release()``: the span of a call whose
+    answer is a stream that MLflow's autolog ends when the call returns, before any usage."""
+
+    def __init__(self, span: LiveSpan) -> None:
+        self.span = span
+        self._lock = threading.Lock()
+        self._requested: tuple[tuple[Any, ...], dict[str, Any]] | None = None
+        self._released = False
+        self._real_end = span.end
+        # PRIVATE: an instance attribute shadows LiveSpan.end for this one span object.
+        span.end = self._hold  # type: ignore[method-assign]
+
+    def _hold(self, outputs: Any = None, *args: Any, **kwargs: Any) -> None:
+        if outputs is not None:
+            # Recorded now, as end() would: holding the object (the stream itself) would keep
+            # the stream from ever being dropped, and its span from ever ending.
+            self.span.set_outputs(outputs)
+        with self._lock:
+            if self._released:
+                release = True
+            else:
+                self._requested = (args, kwargs)
+                release = False
+        if release:
+            self._real_end(*args, **kwargs)
+
+    def release(self, attributes: dict[str, Any] | None = None,
+                error: BaseException | None = None) -> None:
+        """End the span as MLflow asked (or now, if it has not asked yet), with ``attributes``."""
+        with self._lock:
+            if self._released:
+                return
+            self._released = True
+            requested = self._requested
+        try:
+            del self.span.end  # back to LiveSpan.end
+        except AttributeError:
+            pass
+        for key, value in (attributes or {}).items():
+            self.span.set_attribute(key, value)
+        if error is not None:
+            from mlflow.entities import SpanEvent, SpanStatusCode
+
+            self.span.add_event(SpanEvent.from_exception(error))
+            self.span.set_status(SpanStatusCode.ERROR)
+        if requested is None:
+            return  # MLflow has not ended it yet: its own end() will
+        args, kwargs = requested
+        if error is not None:
+            kwargs = {**kwargs, "status": "ERROR"}
+        self._real_end(*args, **kwargs)
+
+
+def escape_attributes(span: Any, escape: Callable[[str], str]) -> bool:
+    """Apply ``escape`` to every string attribute of a span being ended; whether any changed."""
+    # PRIVATE: LiveSpan._span._attributes; set_attribute would JSON-encode the value again, and
+    # the span is inside end(), where OTel no longer accepts attribute changes.
+    attributes = getattr(getattr(span, "_span", None), "_attributes", None)
+    changed = False
+    for key, value in list((attributes or {}).items()):
+        if isinstance(value, str) and (fixed := escape(value)) is not value:
+            attributes[key] = fixed
+            changed = True
+    return changed
+
+
+def truncated_preview(raw: Any, role: str) -> str | None:
+    # PRIVATE: MLflow's own preview cutter, so previews read as MLflow would write them.
+    from mlflow.tracing.utils.truncation import _get_truncated_preview
+
+    return _get_truncated_preview(raw, role=role)
+
+
+def mlflow_would_price(model: str, usage: dict[str, Any], provider: Any) -> bool:
+    """Whether MLflow's store would put its own (LiteLLM) price on a span with this usage."""
+    from mlflow.tracing.utils import calculate_cost_by_model_and_token_usage
+
+    try:
+        return bool(calculate_cost_by_model_and_token_usage(model, usage, provider))
+    except Exception:
+        return True  # when in doubt, block a price we did not compute
+
+
+# ---------------------------------------------------------------------------------------------
+# The span-processor hook
+
+
+def add_span_processor(processor: Callable[[Any], None]) -> None:
+    import mlflow.tracing
+    from mlflow.tracing.config import get_config
+
+    current = list(get_config().span_processors)
+    if processor not in current:
+        mlflow.tracing.configure(span_processors=[*current, processor])
+    _keep_on_reset(processor)
+
+
+def remove_span_processor(processor: Callable[[Any], None]) -> None:
+    import mlflow.tracing
+    from mlflow.tracing.config import get_config
+
+    global _kept
+    _kept = None
+    current = list(get_config().span_processors)
+    if processor in current:
+        mlflow.tracing.configure(span_processors=[p for p in current if p is not processor])
+
+
+_kept: Callable[[Any], None] | None = None
+
+
+def _keep_on_reset(processor: Callable[[Any], None]) -> None:
+    """Keep the processor installed when MLflow resets its tracing config.
+
+    ``mlflow.set_tracking_uri()`` (and other calls that re-create the tracer) reset the tracing
+    configuration to defaults, which would silently drop the processor and every cost after it.
+    """
+    global _kept
+    _kept = processor
+    # PRIVATE: mlflow.tracing.provider.reset_config, called on every tracer reset.
+    import mlflow.tracing.provider as provider
+
+    reset_config = getattr(provider, "reset_config", None)
+    if reset_config is None:
+        unavailable("keeping cost on after mlflow.set_tracking_uri()",
+                    "mlflow.tracing.provider.reset_config")
+        return
+    if getattr(reset_config, "__genai_tracing_original__", None) is not None:
+        return
+
+    def reset_config_keeping_genai_tracing() -> None:
+        reset_config()
+        if _kept is not None:
+            try:
+                import mlflow.tracing
+
+                mlflow.tracing.configure(span_processors=[_kept])
+            except Exception:
+                from ._guard import internal_error
+
+                internal_error("re-installing the span processor")
+
+    reset_config_keeping_genai_tracing.__genai_tracing_original__ = reset_config  # type: ignore
+    provider.reset_config = reset_config_keeping_genai_tracing
+
+
+def preload() -> None:
+    """Import now, in the caller's thread, what span processing and export import later."""
+    import mlflow.tracing.export.mlflow_v3  # noqa: F401
+    import mlflow.tracing.utils  # noqa: F401
+    from mlflow.tracing.trace_manager import InMemoryTraceManager  # noqa: F401
