@@ -33,12 +33,14 @@ class Provider:
 
 
 # Adding a provider is one line here and one module under providers/.
-PROVIDERS: dict[str, Provider] = {
-    "openai": Provider("openai", "openai", "openai", "openai"),
-    "anthropic": Provider("anthropic", "anthropic", "anthropic", "anthropic"),
-    "gemini": Provider("gemini", "google.genai", "google-genai", "gemini"),
-    "litellm": Provider("litellm", "litellm", "litellm", None),
-}
+def _registry() -> dict[str, Provider]:
+    from . import providers
+
+    return {m.NAME: Provider(m.NAME, m.SDK_MODULE, m.PIP_PACKAGE, m.AUTOLOG)
+            for m in providers.all_modules()}
+
+
+PROVIDERS: dict[str, Provider] = _registry()
 _PROVIDER_ALIASES = {"google-genai": "gemini", "google_genai": "gemini", "google.genai": "gemini"}
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 # MLflow's own keys (mlflow/tracing/constant.py): the UI, trace.info and the Overview read them.
 SPAN_INPUTS = "mlflow.spanInputs"
 SPAN_OUTPUTS = "mlflow.spanOutputs"
+START_TIME_NS = "mlflow.spanStartTimeNs"
 CHAT_USAGE = "mlflow.chat.tokenUsage"
 LLM_COST = "mlflow.llm.cost"
 MODEL = "mlflow.llm.model"
@@ -32,6 +33,7 @@ COUNTED_ON = "genai_tracing.counted_on"        # an inner span of a call counted
 FAILED_WITH = "genai_tracing.failed_with"
 STREAM_INCOMPLETE = "genai_tracing.stream.incomplete"
 SPAN_ATTRIBUTION = "genai_tracing.attribution"
+REQUESTED_MODEL = "genai_tracing.requested_model"   # the model a call asked for, as written
 
 # Ours, in trace metadata.
 TRACE_LLM_CALLS = "genai_tracing.llm_calls"

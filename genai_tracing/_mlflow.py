@@ -280,3 +280,8 @@ def preload() -> None:
     import mlflow.tracing.export.mlflow_v3  # noqa: F401
     import mlflow.tracing.utils  # noqa: F401
     from mlflow.tracing.trace_manager import InMemoryTraceManager  # noqa: F401
+
+
+def rename(span: LiveSpan, name: str) -> None:
+    """Give a span that is still open the name MLflow's own integration gives it."""
+    span._span.update_name(name)  # PRIVATE: the OTel span under a LiveSpan (public OTel API)

@@ -265,26 +265,16 @@ def _store_would_price(span: Any) -> bool:
     return _mlflow.mlflow_would_price(model, usage, span.get_attribute(MODEL_PROVIDER))
 
 
-# The SDKs' exceptions for "the provider answered with an error status" (openai and anthropic
-# APIStatusError and subclasses, google-genai APIError/ClientError/ServerError, LiteLLM's copies of
-# the OpenAI ones). Timeouts and broken connections are not among them: the provider may have
-# done, and billed, the work, so such a call stays "unpriced".
-_REFUSALS = frozenset({
-    "APIStatusError", "BadRequestError", "AuthenticationError", "PermissionDeniedError",
-    "NotFoundError", "ConflictError", "UnprocessableEntityError", "RateLimitError",
-    "InternalServerError", "OverloadedError", "ServiceUnavailableError", "ClientError",
-    "ServerError", "APIError", "ContextWindowExceededError", "ContentPolicyViolationError",
-    "BudgetExceededError", "UnsupportedParamsError", "BadGatewayError",
-})
-
-
 def _errored(span: Any) -> bool:
     status = getattr(getattr(span, "status", None), "status_code", None)
     return str(getattr(status, "value", status)) == "ERROR"
 
 
 def _refused_by_provider(span: Any) -> str | None:
-    """The exception type, when the call failed because the provider answered with an error."""
+    """The exception type, when the call failed because the provider answered with an error.
+
+    Timeouts and broken connections are not refusals: the provider may have done, and billed,
+    the work, so such a call stays "unpriced"."""
     if not _errored(span):
         return None
     if span.get_attribute(STREAM_INCOMPLETE):
@@ -292,7 +282,7 @@ def _refused_by_provider(span: Any) -> str | None:
     for event in getattr(span, "events", None) or ():
         if getattr(event, "name", None) == "exception":
             kind = str((getattr(event, "attributes", None) or {}).get("exception.type", ""))
-            if kind.rsplit(".", 1)[-1] in _REFUSALS:
+            if any(kind.rsplit(".", 1)[-1] in m.REFUSALS for m in _providers.all_modules()):
                 return kind
     return None
 
@@ -322,16 +312,13 @@ def _mark_unpriced(span: LiveSpan, call: _providers.Call, reason: str, *,
         logger.warning(
             "genai_tracing: %s call to model %r has no cost: %s. The span is flagged %s and "
             "its trace total is marked incomplete.%s", call.provider, call.model, reason,
-            UNPRICED, "" if _errored(span) else _USAGE_HINTS.get(call.provider, ""))
+            UNPRICED, "" if _errored(span) else _usage_hint(call.provider))
 
 
-# What makes a provider report usage where it does not by default.
-_USAGE_HINTS = {
-    "openai": " OpenAI streams report usage only when the request sets "
-              "stream_options={'include_usage': True}.",
-    "litellm": " Streams report usage only when the request sets "
-               "stream_options={'include_usage': True}.",
-}
+def _usage_hint(provider: str | None) -> str:
+    """What makes the provider report usage where it does not by default."""
+    module = _providers.module_named(provider)
+    return f" {module.USAGE_HINT}" if module is not None and module.USAGE_HINT else ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -339,6 +326,15 @@ _USAGE_HINTS = {
 
 
 def _finish_trace(trace_id: str, root: Any) -> None:
+    state = _state
+    for module in state.modules if state else ():
+        # A provider whose spans may still wait for their call's record (LiteLLM's async calls)
+        # ends them now, inside the trace, before the totals are summed.
+        if (ending := getattr(module, "before_trace_end", None)) is not None:
+            try:
+                ending(trace_id)
+            except Exception:
+                internal_error(f"{module.NAME} spans at trace end")
     with _mlflow.open_trace(trace_id) as trace:
         if trace is None:
             return

@@ -22,10 +22,10 @@ class CallSpan:
                  attributes: dict[str, Any] | None = None) -> None:
         from . import _mlflow
         from ._attribution import current
-        from ._keys import MODEL_PROVIDER, SPAN_ATTRIBUTION
+        from ._keys import SPAN_ATTRIBUTION
 
-        self.span = _mlflow.start_span(name, span_type, inputs, {
-            **(attributes or {}), CALL_ATTRIBUTE: provider, MODEL_PROVIDER: provider})
+        self.span = _mlflow.start_span(name, span_type, inputs,
+                                       {**(attributes or {}), CALL_ATTRIBUTE: provider})
         if (attribution := current()) is not None:
             # A stream may end outside the attribute() block it started in.
             self.span.set_attribute(SPAN_ATTRIBUTION, attribution.as_json())
@@ -52,7 +52,9 @@ class CallSpan:
                 internal_error("span detach")
 
     def end(self, outputs: Any = None, error: BaseException | None = None,
-            attributes: dict[str, Any] | None = None) -> None:
+            attributes: dict[str, Any] | None = None, status: str | None = None) -> None:
+        """End the span (once): with ``error`` it records the exception; ``status`` alone sets
+        the status of a span whose events are already recorded."""
         if self._ended:
             return
         self._ended = True
@@ -66,7 +68,7 @@ class CallSpan:
                 self.span.add_event(SpanEvent.from_exception(error))
                 self.span.end(outputs=outputs, status=SpanStatusCode.ERROR)
             else:
-                self.span.end(outputs=outputs)
+                self.span.end(outputs=outputs, status=status)
         except Exception:
             internal_error("span end")
 

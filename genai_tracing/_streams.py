@@ -94,12 +94,19 @@ class StreamWatch:
                 if (reading := self._reading()) is not None:
                     put_reading(self.span.span_id, reading)
                 self.deferred.release(attributes=extra, error=error)
-            elif self.span.end_time_ns is None and (error is None or not complete):
-                # MLflow's own stream span ends when the stream is read to the end or fails;
-                # a stream left early would hold its whole trace back forever.
+            elif self.span.end_time_ns is None:
+                # MLflow's own stream span ends when the stream is read to the end (and, on
+                # recent MLflow, when it fails); a stream left early, or a failure MLflow does
+                # not see, would hold its whole trace back forever.
                 for key, value in (extra or {}).items():
                     self.span.set_attribute(key, value)
-                self.span.end()
+                if error is not None:
+                    from mlflow.entities import SpanEvent
+
+                    self.span.add_event(SpanEvent.from_exception(error))
+                    self.span.end(status="ERROR")
+                else:
+                    self.span.end()
         except Exception:
             internal_error("stream end")
 

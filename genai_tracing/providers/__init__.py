@@ -1,14 +1,9 @@
 """Provider modules: each knows only how its SDK's spans spell model and usage.
 
-The contract is small and fixed. A provider module defines:
-
-- ``NAME``: the provider name used in configuration and in ``mlflow.llm.provider``;
-- ``claims(span) -> bool``: this span is one call to the provider (made by MLflow autolog or
-  by the module's own patch); a claimed span inside another claimed span is the same call;
-- ``extract(span) -> Call``: model and normalized usage of the call;
-- optionally ``patch()`` / ``unpatch()``: fill holes autolog leaves, at one choke point.
-
-Adding a provider is one module here and one line in ``_config.PROVIDERS``.
+The contract is small and fixed: ``ProviderModule`` below. Everything provider-specific lives in
+the provider's module (its SDK's names, exceptions, usage fields, patches); its loopback fake
+lives in ``genai_tracing.testing``. Adding a provider is one module here, its fake, and one line
+in ``REGISTRY``.
 """
 
 from __future__ import annotations
@@ -16,13 +11,40 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .._keys import CALL as CALL_ATTRIBUTE  # noqa: F401  - the attribute our own spans carry
 from .._usage import Usage
 
 if TYPE_CHECKING:
     from .._pricing import Cost
+
+
+# The providers genai_tracing traces, in the order their spans are tried.
+REGISTRY: tuple[str, ...] = ("openai", "anthropic", "gemini", "litellm")
+
+
+class ProviderModule(Protocol):
+    """What a provider module supplies (a module, checked structurally)."""
+
+    NAME: str                 # in configuration, and in ``mlflow.llm.provider``
+    SDK_MODULE: str           # what must be importable for the provider to be traced
+    PIP_PACKAGE: str          # what to install, named in errors
+    AUTOLOG: str | None       # the MLflow autolog flavor, if MLflow traces the SDK
+    REFUSALS: frozenset[str]  # exception class names: the provider refused, nothing billed
+    USAGE_HINT: str           # how to make the SDK report usage it leaves out by default
+
+    def claims(self, span: Any) -> bool:
+        """Whether ``span`` is one call to the provider (MLflow's span, or one of ours)."""
+
+    def extract(self, span: Any) -> Call:
+        """Model and normalized usage of the call ``span`` shows."""
+
+    def patch(self) -> None:
+        """Fill the holes autolog leaves, at the SDK's choke points; idempotent."""
+
+    def unpatch(self) -> None:
+        """Undo ``patch()``."""
 
 
 @dataclass(frozen=True)
@@ -71,5 +93,14 @@ def text_model(value: Any) -> str | None:
 
 
 def load(names: tuple[str, ...]) -> tuple[ModuleType, ...]:
+    """The provider modules of ``names`` (importing one imports no SDK)."""
     return tuple(importlib.import_module(f"{__name__}.{name}") for name in names)
+
+
+def module_named(name: str | None) -> ProviderModule | None:
+    return load((name,))[0] if name in REGISTRY else None  # type: ignore[return-value]
+
+
+def all_modules() -> tuple[ProviderModule, ...]:
+    return load(REGISTRY)  # type: ignore[return-value]
 

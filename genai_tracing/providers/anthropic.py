@@ -19,6 +19,16 @@ from .._usage import Usage, UsageReader, clamp_parts
 from . import Call, dig, span_inputs, span_outputs, text_model
 
 NAME = "anthropic"
+SDK_MODULE = "anthropic"
+PIP_PACKAGE = "anthropic"
+AUTOLOG = "anthropic"
+# The SDK's exceptions for "the provider answered with an error status": nothing was billed.
+REFUSALS = frozenset({
+    "APIStatusError", "BadRequestError", "AuthenticationError", "PermissionDeniedError",
+    "NotFoundError", "ConflictError", "UnprocessableEntityError", "RateLimitError",
+    "InternalServerError", "RequestTooLargeError", "ServiceUnavailableError", "OverloadedError",
+    "DeadlineExceededError"})
+USAGE_HINT = ""
 
 
 def claims(span: Any) -> bool:

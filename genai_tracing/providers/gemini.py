@@ -15,6 +15,12 @@ from .._usage import Usage, UsageReader, clamp_parts
 from . import Call, dig, span_inputs, span_outputs, text_model
 
 NAME = "gemini"
+SDK_MODULE = "google.genai"
+PIP_PACKAGE = "google-genai"
+AUTOLOG = "gemini"
+# google-genai's exceptions for "the provider answered with an error status": nothing was billed.
+REFUSALS = frozenset({"APIError", "ClientError", "ServerError"})
+USAGE_HINT = ""
 # MLflow wraps both the public method and the private one it calls: the same call, twice.
 _METHODS = ("generate_content", "_generate_content", "embed_content", "send_message",
             "generate_content_stream", "generate_images")

@@ -10,34 +10,49 @@ finish.
 
 from __future__ import annotations
 
+import threading
+import time
+import uuid
 from dataclasses import replace
 from typing import Any
 
+from .. import _mlflow
+from .._guard import guarded
+from .._keys import REQUESTED_MODEL, START_TIME_NS
 from .._spans import CALL_ATTRIBUTE, CallSpan, end_with_result, original_of, wrap_call
 from .._streams import Reader, StreamWatch, attach, hook_stream_classes, unhook_stream_classes
 from .._usage import Usage, UsageReader, clamp_parts
-from . import Call, dig, span_inputs, span_outputs, text_model
+from . import Call, dig, span_outputs, text_model
 from .openai import read_usage as read_openai_usage
 
 NAME = "litellm"
+SDK_MODULE = "litellm"
+PIP_PACKAGE = "litellm"
+# MLflow's LiteLLM integration: its logger, made to write onto the span opened here.
+AUTOLOG = "litellm"
+# LiteLLM's copies of the providers' "error status" exceptions: nothing was billed.
+REFUSALS = frozenset({
+    "APIStatusError", "BadRequestError", "AuthenticationError", "PermissionDeniedError",
+    "NotFoundError", "ConflictError", "UnprocessableEntityError", "RateLimitError",
+    "InternalServerError", "ServiceUnavailableError", "BadGatewayError", "ContextWindowExceededError",
+    "ContentPolicyViolationError", "BudgetExceededError", "UnsupportedParamsError"})
+USAGE_HINT = ("Streams report usage only when the request sets "
+              "stream_options={'include_usage': True}.")
 _PROVIDERS = {"openai": "openai", "anthropic": "anthropic", "gemini": "gemini",
               "vertex_ai": "gemini", "azure": "openai"}
-_ENTRY_POINTS = {
-    "completion": "CHAT_MODEL", "acompletion": "CHAT_MODEL",
-    "embedding": "EMBEDDING", "aembedding": "EMBEDDING",
-    "image_generation": "LLM", "aimage_generation": "LLM",
-}
-_RECORDED = ("model", "messages", "input", "prompt", "n", "size", "quality", "stream",
-             "stream_options", "temperature", "max_tokens", "tools", "response_format")
 
 
 def claims(span: Any) -> bool:
-    return span.get_attribute(CALL_ATTRIBUTE) == NAME
+    if span.get_attribute(CALL_ATTRIBUTE) == NAME:
+        return True
+    # MLflow's own LiteLLM span, for a call genai_tracing did not wrap (a Router, say).
+    return span.name.startswith("litellm-") and span.get_attribute("litellm_call_id") is not None
 
 
 def extract(span: Any) -> Call:
     out = span_outputs(span)
-    requested = text_model(span_inputs(span).get("model"))
+    requested = text_model(span.get_attribute(REQUESTED_MODEL)) or text_model(
+        span.get_attribute("model"))
     model = text_model(dig(out, "model")) or requested
     provider = provider_of(requested or model)
     return Call(provider, _qualified(model, provider), read_usage(out), requested_model=requested)
@@ -71,7 +86,25 @@ def read_usage(response: Any) -> Usage | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The patch
+# The patch. MLflow's LiteLLM integration is a LiteLLM callback (``MlflowLogger``) that makes the
+# call's span after the call, from LiteLLM's own record of it: for async calls on a background
+# task, often after the caller's trace has ended. Here the span is opened when the call starts
+# (so it is in the caller's trace, with the provider call inside it) and MLflow's own logger
+# writes its name, type, inputs, outputs and attributes onto that very span when LiteLLM calls
+# it. Should the callback not come before the caller's trace ends, the span ends with the call's
+# own result.
+
+# MLflow's logger names the span "litellm-<call type>" and types completions as LLM (its only
+# other type, EMBEDDING, is for a call type LiteLLM does not use).
+_ENTRY_POINTS = ("completion", "acompletion", "embedding", "aembedding", "image_generation",
+                 "aimage_generation")
+_LATE_LIMIT_S = 10.0   # an async call's span waits this long for MLflow's logger, at most
+
+_open: dict[str, CallSpan] = {}        # litellm_call_id -> the span MLflow's logger fills
+_by_span: dict[str, str] = {}          # span id -> litellm_call_id
+_late: dict[str, tuple[float, CallSpan, Any, str]] = {}  # span id -> (deadline, span, outputs,
+_lock = threading.Lock()                                  #            trace id)
+_sweeper: threading.Thread | None = None
 
 
 def _stream_classes() -> list[type]:
@@ -84,38 +117,204 @@ def patch() -> None:
     import litellm
 
     hook_stream_classes(_stream_classes(), lambda stream: None)
-
-    for function, span_type in _ENTRY_POINTS.items():
+    _use_our_logger(litellm)
+    for function in _ENTRY_POINTS:
         current = getattr(litellm, function, None)
         if current is None or original_of(current) is not current:
             continue
         setattr(litellm, function, wrap_call(
-            current, name=f"litellm.{function}", span_type=span_type, provider=NAME,
-            inputs=_inputs, finish=_finish))
+            current, name=f"litellm-{function}", span_type="LLM", provider=NAME,
+            inputs=_inputs, before=_name_the_call,
+            finish=_finish_async if function.startswith("a") else _finish))
 
 
 def unpatch() -> None:
     import litellm
 
     unhook_stream_classes(_stream_classes())
-
     for function in _ENTRY_POINTS:
         current = getattr(litellm, function, None)
         if current is not None:
             setattr(litellm, function, original_of(current))
+    _end_late(lambda trace_id: True)
+
+
+def _use_our_logger(litellm: Any) -> None:
+    """MLflow's autolog registers its logger as "mlflow"; ours, a subclass, takes its place."""
+    logger = _logger()
+    for name in ("success_callback", "failure_callback", "_async_success_callback",
+                 "_async_failure_callback", "callbacks"):
+        callbacks = getattr(litellm, name, None)
+        if isinstance(callbacks, list):
+            kept = [cb for cb in callbacks if not (cb == "mlflow" or _is_mlflow_logger(cb))]
+            if name in ("success_callback", "failure_callback"):
+                kept.append(logger)
+            setattr(litellm, name, kept)
+
+
+def _is_mlflow_logger(callback: Any) -> bool:
+    from litellm.integrations.mlflow import MlflowLogger
+
+    return isinstance(callback, MlflowLogger)
+
+
+_logger_instance: Any = None
+
+
+def _logger() -> Any:
+    """MLflow's own LiteLLM logger, writing onto the span genai_tracing opened for the call."""
+    global _logger_instance
+    if _logger_instance is not None:
+        return _logger_instance
+    from litellm.integrations.mlflow import MlflowLogger
+
+    class GenaiTracingMlflowLogger(MlflowLogger):  # type: ignore[misc, valid-type]
+        def _start_span_or_trace(self, kwargs: Any, start_time: Any) -> Any:
+            with _lock:
+                span = _open.get(kwargs.get("litellm_call_id"))
+            if span is None:
+                return super()._start_span_or_trace(kwargs, start_time)  # a call not wrapped
+            if span.end_time_ns is not None:
+                return None  # ended already (a late callback): MLflow's logger gives up quietly
+            call_type = kwargs.get("call_type", "completion")
+            with guarded("litellm span attributes"):
+                _mlflow.rename(span.span, f"litellm-{call_type}")
+                span.span.set_span_type(self._get_span_type(call_type))
+                span.span.set_inputs(self._construct_input(kwargs))
+                span.span.set_attributes(self._extract_attributes(kwargs))
+                # As MLflow's client records a span it starts at a given time.
+                span.span.set_attribute(START_TIME_NS, int(start_time.timestamp() * 1e9))
+            return span.span
+
+        def _end_span_or_trace(self, span: Any, outputs: Any, end_time_ns: Any,
+                               status: Any) -> None:
+            with _lock:
+                call_id = _by_span.pop(getattr(span, "span_id", None), None)
+                own = _open.pop(call_id, None) if call_id else None
+                _late.pop(getattr(span, "span_id", ""), None)
+            if own is None:
+                super()._end_span_or_trace(span, outputs, end_time_ns, status)
+            else:
+                own.end(outputs=outputs, status=status)
+
+    _logger_instance = GenaiTracingMlflowLogger()
+    return _logger_instance
 
 
 def _inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-    recorded = {k: kwargs[k] for k in _RECORDED if k in kwargs}
-    if args and "model" not in recorded and isinstance(args[0], str):
-        recorded["model"] = args[0]
-    return recorded
+    # As MLflow's logger records them (its _construct_input), until it writes its own.
+    inputs: dict[str, Any] = {"messages": kwargs.get("messages")}
+    for key in ("tools", "functions", "stream", "tool_choice", "user", "prediction"):
+        if kwargs.get(key):
+            inputs[key] = kwargs[key]
+    return inputs
+
+
+def _name_the_call(span: CallSpan, kwargs: dict[str, Any]) -> None:
+    """Give the call an id LiteLLM hands back to MLflow's logger, and remember the model asked."""
+    call_id = kwargs.setdefault("litellm_call_id", str(uuid.uuid4()))
+    if isinstance(kwargs.get("model"), str):
+        span.span.set_attribute(REQUESTED_MODEL, kwargs["model"])
+    with _lock:
+        _open[call_id] = span
+        _by_span[span.span_id] = call_id
 
 
 def _finish(span: CallSpan, result: Any, kwargs: dict[str, Any]) -> Any:
     if kwargs.get("stream"):
-        return _trace_stream(result, span)
+        attach(result, StreamWatch(span, _StreamTotals(), owned=True))
+        return result
     return end_with_result(span, result, kwargs)
+
+
+def _finish_async(span: CallSpan, result: Any, kwargs: dict[str, Any]) -> Any:
+    """An async call's logger runs later, on a background task: the span waits for it (or the
+    end of its trace, or a few seconds), so MLflow's record of the call lands on it."""
+    if kwargs.get("stream"):
+        attach(result, StreamWatch(_Later(span), _StreamTotals(), owned=True))
+        return result
+    _Later(span).end(outputs=result)
+    return result
+
+
+class _Later:
+    """A span's ``end`` that waits for MLflow's logger; see ``_finish_async``."""
+
+    def __init__(self, span: CallSpan) -> None:
+        self.span = span
+        self.span_id = span.span_id
+
+    @property
+    def end_time_ns(self) -> int | None:
+        return self.span.end_time_ns
+
+    def end(self, outputs: Any = None, error: BaseException | None = None,
+            attributes: dict[str, Any] | None = None) -> None:
+        if error is not None or attributes:
+            _forget(self.span)
+            self.span.end(outputs=outputs, error=error, attributes=attributes)
+            return
+        self.span.detach()
+        with _lock:
+            if self.span_id not in _by_span:
+                return  # MLflow's logger has ended it already
+            _late[self.span_id] = (time.monotonic() + _LATE_LIMIT_S, self.span, outputs,
+                                   self.span.span.trace_id)
+        _start_sweeper()
+
+
+def _forget(span: CallSpan) -> None:
+    with _lock:
+        call_id = _by_span.pop(span.span_id, None)
+        _open.pop(call_id, None)
+        _late.pop(span.span_id, None)
+
+
+def _end_late(which: Any) -> None:
+    with _lock:
+        due = [(span_id, entry) for span_id, entry in _late.items() if which(entry)]
+    for _, (_, span, outputs, _) in due:
+        with _lock:
+            call_id = _by_span.get(span.span_id)
+        _forget(span)
+        with guarded("litellm span attributes"):
+            span.span.set_attributes(_call_attributes(call_id, span, outputs))
+        span.end(outputs=outputs)
+
+
+def _call_attributes(call_id: str | None, span: CallSpan, outputs: Any) -> dict[str, Any]:
+    """What MLflow's logger records of a call, as far as the call's own result tells it (its
+    record of the call did not come in time)."""
+    hidden = getattr(outputs, "_hidden_params", None) or {}
+    return {k: v for k, v in {
+        "litellm_call_id": call_id,
+        "call_type": span.span.name.removeprefix("litellm-"),
+        "model": dig(outputs, "model"),
+        "api_base": hidden.get("api_base"),
+        "cache_hit": hidden.get("cache_hit"),
+        "response_cost": hidden.get("response_cost"),
+    }.items() if v is not None}
+
+
+def before_trace_end(trace_id: str) -> None:
+    """The caller's trace is ending: spans still waiting for MLflow's logger end now."""
+    _end_late(lambda entry: entry[3] == trace_id)
+
+
+def _start_sweeper() -> None:
+    global _sweeper
+    if _sweeper is not None and _sweeper.is_alive():
+        return
+
+    def sweep() -> None:
+        while True:
+            time.sleep(0.5)
+            now = time.monotonic()
+            with guarded("litellm late spans"):
+                _end_late(lambda entry: entry[0] <= now)
+
+    _sweeper = threading.Thread(target=sweep, name="genai-tracing-litellm", daemon=True)
+    _sweeper.start()
 
 
 class _StreamTotals(Reader):
@@ -139,9 +338,3 @@ class _StreamTotals(Reader):
         return {"model": self.model, "choices": [{"index": 0, "finish_reason": self.finish_reason,
                 "message": {"role": "assistant", "content": "".join(self.text)}}],
                 "usage": self.usage}
-
-
-def _trace_stream(stream: Any, span: CallSpan) -> Any:
-    """Make ``stream`` end ``span`` once it finishes; it stays a ``CustomStreamWrapper``."""
-    attach(stream, StreamWatch(span, _StreamTotals(), owned=True))
-    return stream

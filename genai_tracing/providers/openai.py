@@ -11,6 +11,16 @@ from .._usage import Usage, UsageReader, clamp_parts
 from . import Call, dig, span_inputs, span_outputs, text_model
 
 NAME = "openai"
+SDK_MODULE = "openai"
+PIP_PACKAGE = "openai"
+AUTOLOG = "openai"
+# The SDK's exceptions for "the provider answered with an error status": nothing was billed.
+REFUSALS = frozenset({
+    "APIStatusError", "BadRequestError", "AuthenticationError", "PermissionDeniedError",
+    "NotFoundError", "ConflictError", "UnprocessableEntityError", "RateLimitError",
+    "InternalServerError"})
+USAGE_HINT = ("OpenAI streams report usage only when the request sets "
+              "stream_options={'include_usage': True}.")
 
 # MLflow's openai autolog names each span after the SDK resource class it patched.
 _SPAN_NAMES = frozenset({
