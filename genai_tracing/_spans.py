@@ -58,7 +58,8 @@ class CallSpan:
         if self._ended:
             return
         self._ended = True
-        self.detach()
+        # No detach here: ``end`` may run on another thread or task (a LiteLLM callback, a
+        # stream's finalizer); only the caller's own context can detach the span, and does.
         try:
             from mlflow.entities import SpanEvent, SpanStatusCode
 
@@ -132,6 +133,7 @@ def wrap_call(original: Callable[..., Any], *, name: str, span_type: str, provid
                 result = await original(*args, **kwargs)
             except BaseException as e:
                 if span is not None:
+                    span.detach()
                     span.end(error=e)
                 raise
             return complete(span, result, kwargs)
@@ -146,6 +148,7 @@ def wrap_call(original: Callable[..., Any], *, name: str, span_type: str, provid
             result = original(*args, **kwargs)
         except BaseException as e:
             if span is not None:
+                span.detach()
                 span.end(error=e)
             raise
         if span is not None and inspect.iscoroutine(result):
@@ -158,6 +161,7 @@ def wrap_call(original: Callable[..., Any], *, name: str, span_type: str, provid
         try:
             result = await pending
         except BaseException as e:
+            span.detach()
             span.end(error=e)
             raise
         return complete(span, result, kwargs)

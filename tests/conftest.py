@@ -73,3 +73,10 @@ def llm_spans(trace: Any) -> list[Any]:
 
 
 MESSAGES = [{"role": "user", "content": "Say hello"}]
+
+
+def counts(token_usage: dict[str, int]) -> dict[str, int]:
+    """A ``mlflow.chat.tokenUsage`` without the zero-valued cache keys MLflow's autolog writes
+    for some SDKs (kept on the span as MLflow wrote them)."""
+    return {k: v for k, v in token_usage.items()
+            if v or k in ("input_tokens", "output_tokens", "total_tokens")}
