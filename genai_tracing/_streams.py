@@ -376,6 +376,7 @@ def observe_generator(generator: Any, watch: StreamWatch) -> Any:
 
 _owned: dict[str, Any] = {}
 _owned_lock = threading.Lock()
+_holders: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
 def send_traceparent(span: Any, kwargs: dict[str, Any]) -> None:
@@ -396,7 +397,12 @@ def owned_span(span: Any) -> Any:
 
 
 def own(span: Any, holder: Any) -> None:
-    """End ``span`` if ``holder`` (a stream manager) is dropped before it opens its stream."""
+    """End ``span`` if ``holder`` (a stream manager) is dropped before it opens its stream, or
+    fails to open it (``opening_failed``)."""
+    try:
+        _holders[holder] = span.span_id
+    except TypeError:
+        pass
     try:
         weakref.finalize(holder, _never_opened, span.span_id)
     except TypeError:
@@ -408,3 +414,55 @@ def _never_opened(span_id: str) -> None:
         span = _owned.pop(span_id, None)
     if span is not None:
         span.end(attributes={STREAM_INCOMPLETE: True})
+
+
+def opening_failed(holder: Any, error: BaseException) -> None:
+    """``holder``'s request failed as it opened its stream: its span ends with that error."""
+    with _owned_lock:
+        span_id = _holders.pop(holder, None)
+        span = _owned.pop(span_id, None) if span_id else None
+    if span is not None:
+        span.end(error=error)
+
+
+def hook_openers(classes: list[type]) -> None:
+    """Wrap stream managers' ``__enter__``/``__aenter__`` (where the request is made) so that a
+    request that fails there ends the span ``own`` gave the manager, with the error."""
+    for cls in classes:
+        if "__enter__" in cls.__dict__:
+            patch_method(cls, "__enter__", _opening)
+        if "__aenter__" in cls.__dict__:
+            patch_method(cls, "__aenter__", _opening_async)
+
+
+def unhook_openers(classes: list[type]) -> None:
+    for cls in classes:
+        unpatch_method(cls, "__enter__")
+        unpatch_method(cls, "__aenter__")
+
+
+def _opening(original: Callable[..., Any]) -> Any:
+    def __enter__(self: Any) -> Any:
+        try:
+            return original(self)
+        except BaseException as e:
+            with_guard(opening_failed, self, e)
+            raise
+    return __enter__
+
+
+def _opening_async(original: Callable[..., Any]) -> Any:
+    async def __aenter__(self: Any) -> Any:
+        try:
+            return await original(self)
+        except BaseException as e:
+            with_guard(opening_failed, self, e)
+            raise
+    return __aenter__
+
+
+def with_guard(function: Callable[..., Any], *args: Any) -> None:
+    try:
+        function(*args)
+    except Exception:
+        internal_error("stream opening")

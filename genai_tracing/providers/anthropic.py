@@ -14,7 +14,8 @@ from .. import _mlflow
 from .._keys import MESSAGE_FORMAT, MODEL
 from .._spans import CALL_ATTRIBUTE, CallSpan, patch_method, unpatch_method, wrap_call
 from .._streams import Reader, StreamWatch, hook_stream_classes, own, owned_span, \
-    send_traceparent, take_reading, traced_span, unhook_stream_classes
+    hook_openers, send_traceparent, take_reading, traced_span, unhook_openers, \
+    unhook_stream_classes
 from .._usage import Usage, UsageReader, clamp_parts
 from . import Call, dig, span_inputs, span_outputs, text_model
 
@@ -81,14 +82,22 @@ def _stream_classes() -> list[type]:
     return [Stream, AsyncStream]
 
 
+def _manager_classes() -> list[type]:
+    from anthropic.lib.streaming import AsyncMessageStreamManager, MessageStreamManager
+
+    return [MessageStreamManager, AsyncMessageStreamManager]
+
+
 def patch() -> None:
     hook_stream_classes(_stream_classes(), _watch)
+    hook_openers(_manager_classes())
     for cls in _classes():
         patch_method(cls, "stream", _wrap_stream)
 
 
 def unpatch() -> None:
     unhook_stream_classes(_stream_classes())
+    unhook_openers(_manager_classes())
     for cls in _classes():
         unpatch_method(cls, "stream")
 
