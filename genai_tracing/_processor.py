@@ -289,11 +289,12 @@ def _refused_by_provider(span: Any) -> str | None:
 
 def _mark_unpriced(span: LiveSpan, call: _providers.Call, reason: str, *,
                    price_missing: bool = True) -> None:
-    if span.get_attribute(LLM_COST) is None and _store_would_price(span):
-        # MLflow's store prices a span that has usage and a model but no cost attribute, with
-        # LiteLLM's text rates: exactly the wrong number this span refuses to show (image tokens
-        # as text, malformed counts). An empty cost carries no amount and stops it. A cost MLflow
-        # already wrote on the span (client-side pricing) is MLflow's and stays as written.
+    if _store_would_price(span) or span.get_attribute(LLM_COST) is not None:
+        # MLflow prices a span that has usage and a model but no cost attribute, with LiteLLM's
+        # text rates (its store does; on Databricks its client already did, at span end):
+        # exactly the wrong number this span refuses to show (image tokens as text, malformed
+        # counts). Cost is the one attribute genai_tracing owns on a call span: an empty cost
+        # carries no amount and stops the guess.
         span.set_attribute(LLM_COST, {})
     span.set_attribute(UNPRICED, True)
     span.set_attribute(UNPRICED_REASON, reason)

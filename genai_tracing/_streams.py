@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from . import _mlflow
 from ._guard import internal_error
-from ._keys import STREAM_INCOMPLETE
+from ._keys import SPAN_ATTRIBUTION, STREAM_INCOMPLETE
 from ._spans import patch_method, unpatch_method
 
 _readings: dict[str, Any] = {}
@@ -69,6 +69,8 @@ class StreamWatch:
         self.reading_item = 0   # > 0 while the SDK produces an item (it may close itself then)
         self._done = False
         self._lock = threading.Lock()
+        if not owned:
+            _keep_attribution(span)
 
     def item(self, item: Any) -> None:
         self.items += 1
@@ -148,6 +150,19 @@ def attach(stream: Any, watch: StreamWatch) -> None:
         weakref.finalize(stream, watch.abandon)
     except TypeError:
         pass  # not weak-referenceable: the span then ends on exhaustion, error or close only
+
+
+def _keep_attribution(span: Any) -> None:
+    """A stream may be read, and its trace end, after the ``attribute()`` block it was opened in:
+    MLflow's span of the call keeps the block's attribution (genai_tracing's own spans do this
+    when they start)."""
+    from ._attribution import current
+
+    try:
+        if (attribution := current()) is not None and span.get_attribute(SPAN_ATTRIBUTION) is None:
+            span.set_attribute(SPAN_ATTRIBUTION, attribution.as_json())
+    except Exception:
+        internal_error("stream attribution")
 
 
 def hook_stream_classes(classes: list[type], watch_for: Callable[[Any], StreamWatch | None]

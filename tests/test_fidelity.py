@@ -136,8 +136,11 @@ def differences(plain: list[dict[str, Any]], ours: list[dict[str, Any]]) -> list
 
 
 def _call_spans(tree: list[dict[str, Any]]) -> list[str]:
-    return [s["path"] for s in tree if s["attributes"].get("mlflow.llm.cost")
-            or s["attributes"].get("genai_tracing.cost.unpriced")]
+    """Spans that count as a call: inner spans MLflow made for the same call show its cost too,
+    marked ``counted_on`` the outer one (MLflow's own totals, too, count the outermost only)."""
+    return [s["path"] for s in tree if (s["attributes"].get("mlflow.llm.cost")
+            or s["attributes"].get("genai_tracing.cost.unpriced"))
+            and "genai_tracing.counted_on" not in s["attributes"]]
 
 
 # Known gap, not hidden: LiteLLM logs an async stream to MLflow's logger from a background task
