@@ -102,8 +102,9 @@ _LATE_LIMIT_S = 10.0   # an async call's span waits this long for MLflow's logge
 
 _open: dict[str, CallSpan] = {}        # litellm_call_id -> the span MLflow's logger fills
 _by_span: dict[str, str] = {}          # span id -> litellm_call_id
-_late: dict[str, tuple[float, CallSpan, Any, str]] = {}  # span id -> (deadline, span, outputs,
-_lock = threading.Lock()                                  #            trace id)
+# span id -> (deadline, span, outputs, trace id, the event loop the call ran on)
+_late: dict[str, tuple[float, CallSpan, Any, str, Any]] = {}
+_lock = threading.Lock()
 _sweeper: threading.Thread | None = None
 
 
@@ -259,8 +260,17 @@ class _Later:
             if self.span_id not in _by_span:
                 return  # MLflow's logger has ended it already
             _late[self.span_id] = (time.monotonic() + _LATE_LIMIT_S, self.span, outputs,
-                                   self.span.span.trace_id)
+                                   self.span.span.trace_id, _running_loop())
         _start_sweeper()
+
+
+def _running_loop() -> Any:
+    import asyncio
+
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _forget(span: CallSpan) -> None:
@@ -273,7 +283,7 @@ def _forget(span: CallSpan) -> None:
 def _end_late(which: Any) -> None:
     with _lock:
         due = [(span_id, entry) for span_id, entry in _late.items() if which(entry)]
-    for _, (_, span, outputs, _) in due:
+    for _, (_, span, outputs, _, _) in due:
         with _lock:
             call_id = _by_span.get(span.span_id)
         _forget(span)
@@ -311,7 +321,10 @@ def _start_sweeper() -> None:
             time.sleep(0.5)
             now = time.monotonic()
             with guarded("litellm late spans"):
-                _end_late(lambda entry: entry[0] <= now)
+                # LiteLLM's logger runs on the call's event loop: once that loop is closed (the
+                # end of an asyncio.run()), its record will not come.
+                _end_late(lambda entry: entry[0] <= now or (
+                    entry[4] is not None and entry[4].is_closed()))
 
     _sweeper = threading.Thread(target=sweep, name="genai-tracing-litellm", daemon=True)
     _sweeper.start()
