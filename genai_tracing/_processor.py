@@ -171,9 +171,13 @@ def _process(span: LiveSpan, state: _State) -> None:
         outer = _enclosing_call(span, state.modules)
         if outer is not None:
             # The same call, traced twice (Gemini's generate_content around _generate_content,
-            # LiteLLM around the OpenAI SDK): both spans show it, the outermost counts it.
+            # LiteLLM around the OpenAI SDK): the outermost span carries its cost. This one keeps
+            # what MLflow wrote (usage included) and gets an empty cost, so that no view that
+            # sums span costs (MLflow's Overview, the store's own pricing) counts the call twice.
             span.set_attribute(COUNTED_ON, outer.span_id)
-        _price_span(span, module.extract(span), state)
+            span.set_attribute(LLM_COST, {})
+        else:
+            _price_span(span, module.extract(span), state)
     if span.parent_id is None:
         _finish_trace(span.trace_id, root=span)
     elif module is not None:
