@@ -25,7 +25,7 @@ from typing import Any, Callable
 from . import _mlflow
 from ._guard import internal_error
 from ._keys import SPAN_ATTRIBUTION, STREAM_INCOMPLETE
-from ._spans import patch_method, unpatch_method
+from ._patch import patch_method, unpatch_method
 
 _readings: dict[str, Any] = {}
 _readings_lock = threading.Lock()

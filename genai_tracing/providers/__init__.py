@@ -11,13 +11,11 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from .._keys import CALL as CALL_ATTRIBUTE  # noqa: F401  - the attribute our own spans carry
 from .._usage import Usage
 
-if TYPE_CHECKING:
-    from .._pricing import Cost
 
 
 # The providers genai_tracing traces, in the order their spans are tried.
@@ -55,7 +53,7 @@ class Call:
     model: str | None
     usage: Usage | None
     # A cost the provider itself put in the response (e.g. OpenRouter's ``usage.cost``).
-    reported_cost: Cost | None = None
+    reported_cost: Any = None  # a _pricing.Cost (not imported: pricing reads Call)
     # The model name the request asked for, when the response names another (a dated snapshot,
     # an Azure deployment): prices filed under either name apply.
     requested_model: str | None = None

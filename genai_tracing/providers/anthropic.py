@@ -12,7 +12,8 @@ from typing import Any
 
 from .. import _mlflow
 from .._keys import MESSAGE_FORMAT, MODEL
-from .._spans import CALL_ATTRIBUTE, CallSpan, patch_method, unpatch_method, wrap_call
+from .._patch import patch_method, unpatch_method
+from .._spans import CALL_ATTRIBUTE, CallSpan, wrap_call
 from .._streams import Reader, StreamWatch, hook_stream_classes, own, owned_span, \
     hook_openers, send_traceparent, take_reading, traced_span, unhook_openers, \
     unhook_stream_classes

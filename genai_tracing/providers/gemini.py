@@ -8,8 +8,8 @@ from dataclasses import replace
 from typing import Any
 
 from .._keys import MESSAGE_FORMAT, MODEL
-from .._spans import CALL_ATTRIBUTE, CallSpan, end_with_result, patch_method, unpatch_method, \
-    wrap_call
+from .._patch import patch_method, unpatch_method
+from .._spans import CALL_ATTRIBUTE, CallSpan, end_with_result, wrap_call
 from .._streams import Reader, StreamWatch, observe_generator
 from .._usage import Usage, UsageReader, clamp_parts
 from . import Call, dig, span_inputs, span_outputs, text_model

@@ -19,7 +19,8 @@ from typing import Any
 from .. import _mlflow
 from .._guard import guarded
 from .._keys import REQUESTED_MODEL, START_TIME_NS
-from .._spans import CALL_ATTRIBUTE, CallSpan, end_with_result, original_of, wrap_call
+from .._patch import original_of
+from .._spans import CALL_ATTRIBUTE, CallSpan, end_with_result, wrap_call
 from .._streams import Reader, StreamWatch, attach, hook_stream_classes, unhook_stream_classes
 from .._usage import Usage, UsageReader, clamp_parts
 from . import Call, dig, span_outputs, text_model
@@ -169,6 +170,11 @@ def _logger() -> Any:
         return _logger_instance
     from litellm.integrations.mlflow import MlflowLogger
 
+    # PRIVATE (LiteLLM, not MLflow): MlflowLogger's _start_span_or_trace, _end_span_or_trace,
+    # _get_span_type, _construct_input and _extract_attributes are how it writes MLflow's span;
+    # overriding the first two puts that span on the one opened for the call. If LiteLLM renames
+    # them, the overrides are never called and the logger makes its own span as before (the
+    # call's own span still ends with the call's result, priced): nothing is lost but the nesting.
     class GenaiTracingMlflowLogger(MlflowLogger):  # type: ignore[misc, valid-type]
         def _start_span_or_trace(self, kwargs: Any, start_time: Any) -> Any:
             with _lock:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._spans import CALL_ATTRIBUTE, end_with_result, patch_method, unpatch_method, wrap_call
+from .._patch import patch_method, unpatch_method
+from .._spans import CALL_ATTRIBUTE, end_with_result, wrap_call
 from .._streams import Reader, StreamWatch, hook_stream_classes, traced_span, \
     unhook_stream_classes
 from .._usage import Usage, UsageReader, clamp_parts
