@@ -324,10 +324,9 @@ def _user_of(span: Any) -> str | None:
 
 def _request_time(span: Any) -> datetime:
     """When the request began: its trace's start, so a request counts toward a single day."""
-    from mlflow.tracing.trace_manager import InMemoryTraceManager
+    from ._mlflow import trace_start_ms
 
-    with InMemoryTraceManager.get_instance().get_trace(span.trace_id) as trace:
-        start_ms = trace.info.request_time if trace is not None else None
+    start_ms = trace_start_ms(span.trace_id)
     if start_ms:
         return datetime.fromtimestamp(start_ms / 1000, tz=timezone.utc)
     return datetime.fromtimestamp((span.start_time_ns or 0) / 1e9, tz=timezone.utc)

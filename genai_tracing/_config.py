@@ -170,9 +170,9 @@ def resolve_tracking_uri(tracking_uri: str | None) -> tuple[str, str]:
 
     if tracking_uri is not None:
         return validate_tracking_uri(tracking_uri, "tracking_uri"), "argument"
-    from mlflow.tracking._tracking_service.utils import _tracking_uri as set_in_code
+    from ._mlflow import tracking_uri_set_in_code
 
-    if set_in_code:
+    if tracking_uri_set_in_code():
         return str(mlflow.get_tracking_uri()), "mlflow"
     if os.environ.get(ENV_TRACKING_URI):
         return validate_tracking_uri(os.environ[ENV_TRACKING_URI], ENV_TRACKING_URI), \
@@ -194,9 +194,9 @@ def resolve_experiment(experiment: str | None, tracking_uri: str, ours: str | No
         return experiment.strip(), "argument"
     if raw := os.environ.get(ENV_EXPERIMENT, "").strip():
         return raw, ENV_EXPERIMENT
-    from mlflow.tracking import fluent
+    from ._mlflow import chosen_experiment_id
 
-    chosen = fluent._active_experiment_id or os.environ.get("MLFLOW_EXPERIMENT_ID")
+    chosen = chosen_experiment_id() or os.environ.get("MLFLOW_EXPERIMENT_ID")
     if (chosen and chosen != ours) or os.environ.get("MLFLOW_EXPERIMENT_NAME"):
         return None, "mlflow"
     if tracking_uri.startswith("databricks"):

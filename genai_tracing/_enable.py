@@ -157,9 +157,9 @@ def _set_experiment(config: TracingConfig) -> str | None:
 
     try:
         if config.experiment is None:
-            from mlflow.tracking.fluent import _get_experiment_id
+            from ._mlflow import current_experiment_id
 
-            return _get_experiment_id()
+            return current_experiment_id()
         experiment_id = mlflow.set_experiment(config.experiment).experiment_id
         _our_experiment = (config.tracking_uri, experiment_id)
         return experiment_id
@@ -187,7 +187,8 @@ def _retry_experiment_later(config: TracingConfig) -> None:
     def retry() -> None:
         global _our_experiment
         import mlflow
-        from mlflow.tracking import fluent
+
+        from ._mlflow import chosen_experiment_id
 
         wait = 1.0
         while True:
@@ -196,7 +197,7 @@ def _retry_experiment_later(config: TracingConfig) -> None:
             with _lock:
                 if generation != _retries or _active is None:
                     return
-                if fluent._active_experiment_id is not None or \
+                if chosen_experiment_id() is not None or \
                         mlflow.get_tracking_uri() != config.tracking_uri:
                     return  # someone chose an experiment or a store meanwhile: theirs stands
             try:
@@ -209,7 +210,7 @@ def _retry_experiment_later(config: TracingConfig) -> None:
                 continue
             with _lock:
                 if generation != _retries or _active is None or \
-                        fluent._active_experiment_id is not None:
+                        chosen_experiment_id() is not None:
                     return
                 mlflow.set_experiment(experiment_id=experiment_id)
                 _our_experiment = (config.tracking_uri, experiment_id)

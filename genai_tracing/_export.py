@@ -29,6 +29,7 @@ from urllib.parse import urlparse
 
 from ._errors import ConfigurationError
 from ._guard import logger
+from ._mlflow import export_queue_is_full, is_trace_export, trace_is_buffered
 
 if TYPE_CHECKING:
     from ._config import TracingConfig
@@ -87,29 +88,14 @@ def dropped_traces() -> int:
 
 def _count_drops() -> None:
     """Wrap MLflow's export-queue ``put`` and trace-buffer ``pop_trace`` (once) to count drops."""
-    from ._spans import patch_method
+    from ._mlflow import hook_export_drops
 
-    # If MLflow moved one of them, its drops stay MLflow's own warning (or silent) only.
-    try:
-        from mlflow.tracing.trace_manager import InMemoryTraceManager
-    except ImportError:  # pragma: no cover
-        pass
-    else:
-        patch_method(InMemoryTraceManager, "pop_trace", _pop_trace_counting_evictions)
-    try:
-        from mlflow.tracing.export.async_export_queue import AsyncTraceExportQueue
-    except ImportError:  # pragma: no cover
-        pass
-    else:
-        patch_method(AsyncTraceExportQueue, "put", _put_counting_drops)
+    hook_export_drops(_put_counting_drops, _pop_trace_counting_evictions)
 
 
 def _put_counting_drops(put: Any) -> Any:
     def put_counting_drops(self: Any, task: Any) -> None:
-        try:
-            full = self.is_active() and self._queue.full()
-        except Exception:
-            full = False
+        full = export_queue_is_full(self)
         put(self, task)
         if full:
             _record_drop(task)
@@ -119,10 +105,7 @@ def _put_counting_drops(put: Any) -> Any:
 def _pop_trace_counting_evictions(pop_trace: Any) -> Any:
     """A root span whose trace is no longer in MLflow's buffer at export was evicted: lost."""
     def pop_trace_counting_evictions(self: Any, otel_trace_id: int) -> Any:
-        try:
-            known = otel_trace_id in self._otel_id_to_mlflow_trace_id
-        except Exception:
-            known = False
+        known = trace_is_buffered(self, otel_trace_id)
         popped = pop_trace(self, otel_trace_id)
         if popped is None and known:
             _record_drop(None, evicted=True)
@@ -223,7 +206,7 @@ def flush(timeout: float, cap: float = MAX_EXIT_WAIT) -> int:
     for queue in queues:
         for task in _drain(queue):
             dropped += 1
-            traces += getattr(task.handler, "__name__", "") == "_log_trace"
+            traces += is_trace_export(task)
     if dropped:
         why = "does not answer" if down else f"wrote nothing for {timeout:g} s"
         logger.warning("genai_tracing: %d trace(s) not exported: the tracking store %s %s. "
@@ -237,30 +220,9 @@ def _pending(queues: list[Any]) -> int:
 
 def _export_queues(timeout: float) -> list[Any]:
     """MLflow's export queues, after moving every ended span into them (local, fast)."""
-    from mlflow.tracing.processor import base_mlflow
-    from mlflow.tracing.provider import _get_trace_exporter
+    from ._mlflow import export_queues
 
-    with base_mlflow._batch_processor_registry_lock:
-        processors = list(base_mlflow._batch_processor_registry)
-    exporters = [_get_trace_exporter()]
-    for processor in processors:
-        try:
-            # A span whose end is still being processed is not in the batch yet.
-            with processor._pending_on_end_condition:
-                processor._pending_on_end_condition.wait_for(
-                    lambda p=processor: p._pending_on_end_count == 0, timeout=timeout)
-            processor.force_flush(int(max(timeout, 1.0) * 1000))
-        except Exception:
-            logger.debug("genai_tracing: span batch flush failed", exc_info=True)
-        exporters.append(processor.span_exporter)
-    queues = {}
-    for exporter in exporters:
-        if getattr(exporter, "_span_batcher", None) is not None:
-            exporter._span_batcher.flush()
-        queue = getattr(getattr(exporter, "_async_queue", None), "_queue", None)
-        if queue is not None:
-            queues[id(queue)] = queue
-    return list(queues.values())
+    return export_queues(timeout)
 
 
 def _answers(uri: str) -> bool:

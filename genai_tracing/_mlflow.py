@@ -76,6 +76,12 @@ def open_trace(trace_id: str) -> Iterator[Any]:
         yield trace
 
 
+def trace_start_ms(trace_id: str) -> int | None:
+    """When the in-memory trace began (ms since the epoch), if it is still in memory."""
+    with open_trace(trace_id) as trace:
+        return trace.info.request_time if trace is not None else None
+
+
 def span_by_id(trace_id: str, span_id: str | None) -> LiveSpan | None:
     if not span_id:
         return None
@@ -285,3 +291,137 @@ def preload() -> None:
 def rename(span: LiveSpan, name: str) -> None:
     """Give a span that is still open the name MLflow's own integration gives it."""
     span._span.update_name(name)  # PRIVATE: the OTel span under a LiveSpan (public OTel API)
+
+
+# ---------------------------------------------------------------------------------------------
+# Where traces go: the tracking URI and experiment MLflow's fluent API holds
+
+
+def tracking_uri_set_in_code() -> str | None:
+    """The tracking URI set with ``mlflow.set_tracking_uri()`` (not from the environment)."""
+    # PRIVATE: mlflow.tracking._tracking_service.utils._tracking_uri; get_tracking_uri() cannot
+    # tell a URI the user set in code from the environment's or the default.
+    from mlflow.tracking._tracking_service import utils
+
+    return getattr(utils, "_tracking_uri", None)
+
+
+def chosen_experiment_id() -> str | None:
+    """The experiment id set with ``mlflow.set_experiment()`` in this process, if any."""
+    # PRIVATE: mlflow.tracking.fluent._active_experiment_id; MLflow has no public "was an
+    # experiment chosen" (get_experiment_id-like calls fall back to the default experiment).
+    from mlflow.tracking import fluent
+
+    return getattr(fluent, "_active_experiment_id", None)
+
+
+def choose_experiment_id(experiment_id: str | None) -> None:
+    """Set (or, with ``None``, forget) the experiment chosen in this process."""
+    from mlflow.tracking import fluent
+
+    fluent._active_experiment_id = experiment_id  # PRIVATE: as above
+
+
+def current_experiment_id() -> str | None:
+    """The experiment MLflow's fluent API would log to now (chosen, environment or default)."""
+    # PRIVATE: mlflow.tracking.fluent._get_experiment_id, the resolution MLflow itself uses.
+    try:
+        from mlflow.tracking.fluent import _get_experiment_id
+    except ImportError:
+        unavailable("resolving MLflow's current experiment", "mlflow.tracking.fluent."
+                    "_get_experiment_id")
+        return None
+    return _get_experiment_id()
+
+
+# ---------------------------------------------------------------------------------------------
+# MLflow's export: its span batchers, its export queue and its in-memory trace buffer
+
+
+def export_queues(timeout: float) -> list[Any]:
+    """MLflow's export queues (``queue.Queue``), after moving every ended span into them."""
+    # PRIVATE: the batch span processors' registry, the exporter's span batcher and async queue.
+    # With them genai_tracing waits for exactly the traces still queued (tests, process exit);
+    # without them it falls back to mlflow.flush_trace_async_logging().
+    from mlflow.tracing.processor import base_mlflow
+    from mlflow.tracing.provider import _get_trace_exporter
+
+    with base_mlflow._batch_processor_registry_lock:
+        processors = list(base_mlflow._batch_processor_registry)
+    exporters = [_get_trace_exporter()]
+    for processor in processors:
+        try:
+            # A span whose end is still being processed is not in the batch yet.
+            with processor._pending_on_end_condition:
+                processor._pending_on_end_condition.wait_for(
+                    lambda p=processor: p._pending_on_end_count == 0, timeout=timeout)
+            processor.force_flush(int(max(timeout, 1.0) * 1000))
+        except Exception:
+            logger.debug("genai_tracing: span batch flush failed", exc_info=True)
+        exporters.append(processor.span_exporter)
+    queues = {}
+    for exporter in exporters:
+        if getattr(exporter, "_span_batcher", None) is not None:
+            exporter._span_batcher.flush()
+        queue = getattr(getattr(exporter, "_async_queue", None), "_queue", None)
+        if queue is not None:
+            queues[id(queue)] = queue
+    return list(queues.values())
+
+
+def is_trace_export(task: Any) -> bool:
+    """Whether a queued export task writes a trace (rather than, say, a span batch)."""
+    # PRIVATE: the exporter's handler name for a whole-trace export.
+    return getattr(getattr(task, "handler", None), "__name__", "") == "_log_trace"
+
+
+def wake_export_queue() -> None:
+    """Let MLflow's export thread stop at once when the tracking URI changes (it polls its queue
+    once a second). Best effort: if MLflow's internals differ, a switch is merely slower."""
+    # PRIVATE: the exporter's async queue, its stop event and its Task type.
+    try:
+        from mlflow.tracing.export.async_export_queue import Task
+        from mlflow.tracking.fluent import _get_trace_exporter
+
+        queue = getattr(_get_trace_exporter(), "_async_queue", None)
+        if queue is None or not queue.is_active():
+            return
+        queue._stop_event.set()
+        queue._queue.put_nowait(Task(handler=lambda: None, args=()))
+    except Exception:
+        pass
+
+
+def hook_export_drops(on_put: Callable[[Any], Any], on_pop: Callable[[Any], Any]) -> None:
+    """Wrap MLflow's export-queue ``put`` and trace-buffer ``pop_trace`` (once each) with
+    ``on_put(put)``/``on_pop(pop_trace)``, to count what MLflow drops."""
+    # PRIVATE: AsyncTraceExportQueue.put and InMemoryTraceManager.pop_trace, the two places a
+    # finished trace can be dropped. If MLflow moved them, drops stay MLflow's own warning.
+    from ._patch import patch_method
+
+    try:
+        from mlflow.tracing.trace_manager import InMemoryTraceManager
+    except ImportError:  # pragma: no cover
+        unavailable("counting traces MLflow evicts", "InMemoryTraceManager")
+    else:
+        patch_method(InMemoryTraceManager, "pop_trace", on_pop)
+    try:
+        from mlflow.tracing.export.async_export_queue import AsyncTraceExportQueue
+    except ImportError:  # pragma: no cover
+        unavailable("counting traces MLflow's export queue drops", "AsyncTraceExportQueue")
+    else:
+        patch_method(AsyncTraceExportQueue, "put", on_put)
+
+
+def export_queue_is_full(queue: Any) -> bool:
+    try:
+        return bool(queue.is_active() and queue._queue.full())  # PRIVATE: its queue.Queue
+    except Exception:
+        return False
+
+
+def trace_is_buffered(manager: Any, otel_trace_id: int) -> bool:
+    try:
+        return otel_trace_id in manager._otel_id_to_mlflow_trace_id  # PRIVATE: its id map
+    except Exception:
+        return False

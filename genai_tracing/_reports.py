@@ -177,9 +177,9 @@ def _default_experiment(client: Any, uri: str) -> Any:
         return _find_experiment(client, name, uri)  # chosen in the environment: must exist
     if name is not None and (found := client.get_experiment_by_name(name)) is not None:
         return found
-    from mlflow.tracking.fluent import _get_experiment_id
+    from ._mlflow import current_experiment_id
 
-    return client.get_experiment(_get_experiment_id() or "0")
+    return client.get_experiment(current_experiment_id() or "0")
 
 
 def _find_experiment(client: Any, name_or_id: str, uri: str) -> Any:

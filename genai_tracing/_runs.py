@@ -135,9 +135,9 @@ def observe(span: LiveSpan) -> None:
     writer = _writer
     if writer is None or span.parent_id is not None:
         return
-    from mlflow.tracing.trace_manager import InMemoryTraceManager
+    from ._mlflow import open_trace
 
-    with InMemoryTraceManager.get_instance().get_trace(span.trace_id) as trace:
+    with open_trace(span.trace_id) as trace:
         if trace is None:
             return
         info = trace.info

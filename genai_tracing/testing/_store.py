@@ -34,23 +34,9 @@ def _migrated_template() -> Path:
 
 
 def _wake_export_queue() -> None:
-    """Let MLflow's export thread stop at once when the tracking URI changes.
+    from .._mlflow import wake_export_queue
 
-    Changing the URI shuts the exporter down; its thread polls its queue once a second, so each
-    switch between stores cost a second. Raising the stop flag and handing the thread a no-op
-    task wakes it now. Best effort: if MLflow's internals differ, the switch is merely slower.
-    """
-    try:
-        from mlflow.tracing.export.async_export_queue import Task
-        from mlflow.tracking.fluent import _get_trace_exporter
-
-        queue = getattr(_get_trace_exporter(), "_async_queue", None)
-        if queue is None or not queue.is_active():
-            return
-        queue._stop_event.set()
-        queue._queue.put_nowait(Task(handler=lambda: None, args=()))
-    except Exception:
-        pass
+    wake_export_queue()
 
 
 @dataclass
@@ -81,28 +67,28 @@ class TemporaryStore:
 
     def __enter__(self) -> TemporaryStore:
         import mlflow
-        from mlflow.tracking import fluent
-        from mlflow.tracking._tracking_service import utils
 
-        self._previous_uri = utils._tracking_uri
-        self._previous_experiment = fluent._active_experiment_id
+        from .._mlflow import choose_experiment_id, chosen_experiment_id, tracking_uri_set_in_code
+
+        self._previous_uri = tracking_uri_set_in_code()
+        self._previous_experiment = chosen_experiment_id()
         # mlflow.set_experiment() also exports the choice to the environment (for subprocesses);
         # an experiment id from another store must not leak into this one.
         self._previous_env = {k: os.environ.pop(k, None) for k in _MLFLOW_ENV}
-        fluent._active_experiment_id = None
+        choose_experiment_id(None)
         _wake_export_queue()
         mlflow.set_tracking_uri(self.uri)
         return self
 
     def __exit__(self, *exc: Any) -> None:
         import mlflow
-        from mlflow.tracking import fluent
 
         from .._enable import disable_tracing
+        from .._mlflow import choose_experiment_id
 
         disable_tracing()
         self.flush()
-        fluent._active_experiment_id = self._previous_experiment
+        choose_experiment_id(self._previous_experiment)
         _wake_export_queue()
         mlflow.set_tracking_uri(self._previous_uri)
         for key, value in self._previous_env.items():
