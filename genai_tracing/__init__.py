@@ -27,6 +27,12 @@ from ._reports import cost_chart, cost_report, latency_report  # noqa: E402
 
 __version__ = "0.1.0"
 
+# Tracebacks and reprs name the public path (genai_tracing.ConfigurationError), not the private
+# module that defines it; pickling finds the class there too.
+for _public in (BudgetExceeded, ConfigurationError):
+    _public.__module__ = __name__
+del _public
+
 __all__ = [
     "Budget",
     "BudgetExceeded",

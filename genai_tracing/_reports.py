@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from ._accounting import counted
 from ._errors import ConfigurationError
+from ._money import format_money  # noqa: F401 - re-exported for the CLI and examples
+from ._money import to_decimal
 from ._keys import (LATENCY_MS, PROMPT_CHARS, TRACE_COST,
                     TRACE_LLM_CALLS, TRACE_SESSION, TRACE_TOKEN_USAGE, TRACE_UNPRICED_CALLS,
                     TRACE_USER)
@@ -149,11 +151,9 @@ def _source(experiment: str | Sequence[str] | None, tracking_uri: str | None) ->
     import mlflow
     from mlflow import MlflowClient
 
-    uri = tracking_uri or mlflow.get_tracking_uri()
-    if tracking_uri is not None:
-        from ._config import validate_tracking_uri
+    from ._config import require_store
 
-        uri = validate_tracking_uri(tracking_uri, "tracking_uri")
+    uri = require_store(tracking_uri if tracking_uri is not None else mlflow.get_tracking_uri())
     client = MlflowClient(uri)
     if experiment is None:
         found = [_default_experiment(client, uri)]
@@ -165,18 +165,17 @@ def _source(experiment: str | Sequence[str] | None, tracking_uri: str | None) ->
 
 
 def _default_experiment(client: Any, uri: str) -> Any:
-    """The configured experiment, else the one enable_tracing() would pick, else MLflow's."""
+    """The configured experiment, else the one enable_tracing() would pick (which must exist:
+    MLflow's ``Default`` instead would report on the wrong traces), else the one chosen in MLflow."""
     from ._config import resolve_experiment
     from ._enable import active_config
 
     config = active_config()
     if config is not None and config.experiment_id and config.tracking_uri == uri:
         return client.get_experiment(config.experiment_id)
-    name, source = resolve_experiment(None, uri)
-    if name is not None and source != "default":
-        return _find_experiment(client, name, uri)  # chosen in the environment: must exist
-    if name is not None and (found := client.get_experiment_by_name(name)) is not None:
-        return found
+    name, _ = resolve_experiment(None, uri)
+    if name is not None:
+        return _find_experiment(client, name, uri)
     from mlflow.tracking.fluent import _get_experiment_id
 
     return client.get_experiment(_get_experiment_id() or "0")
@@ -261,16 +260,6 @@ def _int(value: Any) -> int:
         return 0
 
 
-def _money(value: Any) -> Decimal | None:
-    # str() first: Decimal(0.1) would carry the float's binary error into the sum.
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return Decimal(str(value))
-    except ArithmeticError:
-        return None
-
-
 def request_latency_ms(info: Any) -> float | None:
     """End-to-end latency of a request.
 
@@ -293,7 +282,7 @@ def _request_share(info: Any) -> _Share:
     return _Share(llm_calls=_int(metadata.get(TRACE_LLM_CALLS)),
                   input_tokens=_int(tokens.get("input_tokens")),
                   output_tokens=_int(tokens.get("output_tokens")),
-                  cost=_money(_json(metadata.get(TRACE_COST)).get("total_cost")),
+                  cost=to_decimal(_json(metadata.get(TRACE_COST)).get("total_cost")),
                   unpriced_calls=_int(metadata.get(TRACE_UNPRICED_CALLS)),
                   latencies=[latency] if latency is not None else [])
 
@@ -514,17 +503,17 @@ def latency_report(
     edges = _bucket_spec(buckets)
     window = Window.of(since, until)
     source = _source(experiment, tracking_uri)
-    sizes: list[float] = []
+    sizes: list[int] = []
     latencies: list[float] = []
     for trace in _traces(source, window, filter, include_spans=False):
         info = trace.info
         latency = request_latency_ms(info)
         if measure == "prompt_chars":
             raw = info.trace_metadata.get(PROMPT_CHARS)
-            size = float(raw) if raw is not None and raw.isdigit() else None
+            size = int(raw) if raw is not None and raw.isdigit() else None
         else:
             tokens = _json(info.trace_metadata.get(TRACE_TOKEN_USAGE))
-            size = float(tokens["input_tokens"]) if "input_tokens" in tokens else None
+            size = _int(tokens["input_tokens"]) if "input_tokens" in tokens else None
         if latency is not None and size is not None:
             sizes.append(size)
             latencies.append(latency)
@@ -541,13 +530,14 @@ def latency_report(
             bins = pd.cut(x, bins=[-math.inf, *edges, math.inf], right=False)
         frame = pd.DataFrame({"size": sizes, "latency": latencies, "bin": bins})
         for _, part in frame.groupby("bin", observed=True, sort=True):
-            low, high = part["size"].min(), part["size"].max()
+            low, high = int(part["size"].min()), int(part["size"].max())
             p50, p95 = np.percentile(part["latency"], [50, 95])
-            rows.append({"bucket": f"{low:g}-{high:g}", f"min_{measure}": low,
+            rows.append({"bucket": f"{low}-{high}", f"min_{measure}": low,
                          f"max_{measure}": high, "requests": len(part),
                          "mean_latency_ms": float(part["latency"].mean()),
                          "p50_latency_ms": float(p50), "p95_latency_ms": float(p95)})
-    result = pd.DataFrame(rows, columns=columns)
+    result = pd.DataFrame(rows, columns=columns).astype(
+        {f"min_{measure}": int, f"max_{measure}": int, "requests": int})
     result.attrs.update(correlation=pearson(sizes, latencies), measure=measure,
                         requests=len(sizes), experiments=list(source.experiment_names),
                         since=window.since, until=window.until)
@@ -579,20 +569,6 @@ def pearson(xs: Sequence[float], ys: Sequence[float]) -> float:
 
 # ---------------------------------------------------------------------------------------------
 # Charts
-
-
-def format_money(value: float | None) -> str:
-    """USD for people: cents above a dollar, more digits for the fractions of a cent LLMs cost."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if value == 0:
-        return "$0"
-    if abs(value) >= 1:
-        return f"${value:,.2f}"
-    if abs(value) >= 0.01:
-        digits = f"{value:.4f}".rstrip("0")
-        return "$" + digits + "0" * max(0, 2 - len(digits.split(".")[1]))
-    return f"${value:.6f}"
 
 
 _MAX_SERIES = 8

@@ -17,10 +17,10 @@ import argparse
 import json
 import math
 import sys
-from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
 
 from ._errors import ConfigurationError
+from ._money import plain as _plain
 
 EXIT_OK = 0
 EXIT_NO_DATA = 1
@@ -146,7 +146,8 @@ def _price(args: argparse.Namespace, out: TextIO) -> int:
         json.dump({"model": args.model, "provider": args.provider, "source": estimate.source,
                    "price": price, "example": {
                        "input_tokens": args.input_tokens, "output_tokens": args.output_tokens,
-                       "total_cost": str(estimate.total_cost)}}, out, indent=2)
+                       "total_cost": None if estimate.total_cost is None
+                       else _plain(estimate.total_cost)}}, out, indent=2)
         out.write("\n")
         return EXIT_OK
     source = estimate.source or "?"
@@ -167,17 +168,13 @@ def _price(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"  valid from {price['valid_from']}\n")
     if estimate.fallbacks:
         out.write(f"  fallbacks: {', '.join(estimate.fallbacks)}\n")
-    out.write(f"  {args.input_tokens:,} input + {args.output_tokens:,} output tokens cost "
-              f"${_plain(str(estimate.total_cost))}\n")
+    if estimate.total_cost is None:
+        out.write(f"  {args.input_tokens:,} input + {args.output_tokens:,} output tokens: no "
+                  f"cost ({estimate.unpriced_reason})\n")
+    else:
+        out.write(f"  {args.input_tokens:,} input + {args.output_tokens:,} output tokens cost "
+                  f"${_plain(estimate.total_cost)}\n")
     return EXIT_OK
-
-
-def _plain(value: Any) -> str:
-    """A Decimal string without trailing zeros or exponent: '0.15000000' -> '0.15'."""
-    from decimal import Decimal
-
-    number = Decimal(str(value)).normalize()
-    return f"{number:f}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,21 +265,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_store(uri: str | None) -> None:
-    """A sqlite store that does not exist is a typo, not an empty store to create."""
-    if uri is None:
-        return
-    from ._config import validate_tracking_uri
-
-    uri = validate_tracking_uri(uri, "--tracking-uri")
-    if uri.lower().startswith("sqlite:///") and ":memory:" not in uri:
-        path = Path(uri[len("sqlite:///"):].split("?", 1)[0])
-        if not path.exists():
-            raise ConfigurationError("--tracking-uri", uri, f"no store file at {path}",
-                                     "point it at an existing MLflow sqlite file, e.g. "
-                                     "sqlite:///mlflow.db (four slashes for an absolute path)")
-
-
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
          err: TextIO | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 no data, 2 usage or configuration).
@@ -302,8 +284,10 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
     run: Callable[[argparse.Namespace, TextIO], int] = args.run
     levels = _quiet_logs()
     try:
-        if getattr(args, "reads_store", False):
-            _check_store(args.tracking_uri)
+        if getattr(args, "reads_store", False) and args.tracking_uri is not None:
+            from ._config import require_store
+
+            require_store(args.tracking_uri, "--tracking-uri")
         return run(args, out)
     except ConfigurationError as e:
         err.write(f"genai-tracing {args.command}: error: {e}\n")

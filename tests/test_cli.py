@@ -160,7 +160,7 @@ def test_exit_codes(mlflow_store, tmp_path):
     code, _, err = run("report", "--since", "today", "--until", "yesterday", *uri)
     assert code == 2 and "is not before until" in err
     code, _, err = run("report", "--tracking-uri", f"sqlite:///{tmp_path / 'typo.db'}")
-    assert code == 2 and "no store file" in err
+    assert code == 2 and "no MLflow store at" in err
     code, _, err = run("chart", "--out", str(tmp_path / "x.png"), *uri)
     assert code == 1 and not (tmp_path / "x.png").exists()
     assert run("price", "no-such-model-anywhere")[0] == 1
