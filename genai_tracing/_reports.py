@@ -430,18 +430,23 @@ def cost_report(
     per_call = any(k in PER_CALL_KEYS for k in keys)
     key_functions = [_key_function(k) for k in keys]
     groups: dict[tuple[Any, ...], _Group] = {}
-    traces = 0
+    traces = unpriced_traces = unpriced_calls = 0
     for trace in _traces(source, window, filter, include_spans=per_call):
         traces += 1
         info = trace.info
-        for share in _call_shares(trace) if per_call else [_request_share(info)]:
+        shares = _call_shares(trace) if per_call else [_request_share(info)]
+        for share in shares:
             group_key = tuple(f(info, share) for f in key_functions)
             groups.setdefault(group_key, _Group()).add(info.trace_id, share)
+        if gap := sum(share.unpriced_calls for share in shares):
+            unpriced_traces += 1
+            unpriced_calls += gap
     rows = [{**dict(zip(keys, group_key)), **group.row()} for group_key, group in groups.items()]
     frame = pd.DataFrame(rows, columns=[*keys, *COLUMNS])
     frame = _sorted(frame, keys)
     frame.attrs.update(experiments=list(source.experiment_names), since=window.since,
-                       until=window.until, traces=traces, tracking_uri=source.tracking_uri)
+                       until=window.until, traces=traces, tracking_uri=source.tracking_uri,
+                       unpriced_calls=unpriced_calls, unpriced_traces=unpriced_traces)
     return frame
 
 

@@ -56,7 +56,19 @@ def _report(args: argparse.Namespace, out: TextIO) -> int:
         traces = frame.attrs.get("traces", 0)
         out.write(f"\n\ntotal {format_money(float(total))} over {traces} "
                   f"request{'' if traces == 1 else 's'}\n")
+        out.write(unpriced_footer(frame))
     return EXIT_OK
+
+
+def unpriced_footer(frame: Any) -> str:
+    """The line under a report table that says what its totals leave out ('' when nothing)."""
+    calls, traces = frame.attrs.get("unpriced_calls", 0), frame.attrs.get("unpriced_traces", 0)
+    if not calls:
+        return ""
+    return (f"{calls} call{'' if calls == 1 else 's'} unpriced in {traces} "
+            f"trace{'' if traces == 1 else 's'}: the totals leave them out. Add their prices to "
+            "your price file (genai-tracing price MODEL shows what applies; genai-tracing prices "
+            "lists the catalogs), then run genai-tracing reprice.\n")
 
 
 def _chart(args: argparse.Namespace, out: TextIO) -> int:
