@@ -24,6 +24,7 @@ from ._errors import ConfigurationError  # noqa: E402
 from ._estimate import CostEstimate, estimate_cost  # noqa: E402
 from ._export import dropped_traces  # noqa: E402
 from ._reports import cost_chart, cost_report, latency_report  # noqa: E402
+from ._reprice import RepriceResult, reprice  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -38,6 +39,7 @@ __all__ = [
     "BudgetExceeded",
     "ConfigurationError",
     "CostEstimate",
+    "RepriceResult",
     "TracingConfig",
     "active_config",
     "attribute",
@@ -50,5 +52,6 @@ __all__ = [
     "enable_tracing",
     "estimate_cost",
     "latency_report",
+    "reprice",
     "set_budget",
 ]

@@ -20,9 +20,10 @@ from ._accounting import counted
 from ._errors import ConfigurationError
 from ._money import format_money  # noqa: F401 - re-exported for the CLI and examples
 from ._money import to_decimal
+from ._reprice import repriced_calls, repriced_total
 from ._keys import (LATENCY_MS, PROMPT_CHARS, TRACE_COST,
-                    TRACE_LLM_CALLS, TRACE_SESSION, TRACE_TOKEN_USAGE, TRACE_UNPRICED_CALLS,
-                    TRACE_USER)
+                    TRACE_LLM_CALLS, TRACE_REPRICED_COST, TRACE_REPRICED_UNPRICED, TRACE_SESSION,
+                    TRACE_TOKEN_USAGE, TRACE_UNPRICED_CALLS, TRACE_USER)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,7 +34,7 @@ PER_REQUEST_KEYS = ("user", "session", "day", "hour")
 PER_CALL_KEYS = ("model", "provider")
 TIME_KEYS = ("day", "hour")
 COLUMNS = ("requests", "llm_calls", "input_tokens", "output_tokens", "total_cost",
-           "unpriced_calls", "p50_latency_ms", "p95_latency_ms")
+           "unpriced_calls", "repriced_calls", "p50_latency_ms", "p95_latency_ms")
 _TIME_FORMS = ("a datetime, an ISO date or time such as 2026-11-24 or 2026-11-24T09:30, 'now', "
                "'today', 'yesterday', or an age such as '30m', '24h', '7d', '2w'")
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*(m|min|mins|minutes?|h|hours?|d|days?|w|weeks?)$")
@@ -240,6 +241,7 @@ class _Share:
     output_tokens: int = 0
     cost: Decimal | None = None
     unpriced_calls: int = 0
+    repriced_calls: int = 0
     latencies: list[float] = field(default_factory=list)
 
 
@@ -279,12 +281,18 @@ def _request_share(info: Any) -> _Share:
     metadata = info.trace_metadata
     tokens = _json(metadata.get(TRACE_TOKEN_USAGE))
     latency = request_latency_ms(info)
-    return _Share(llm_calls=_int(metadata.get(TRACE_LLM_CALLS)),
-                  input_tokens=_int(tokens.get("input_tokens")),
-                  output_tokens=_int(tokens.get("output_tokens")),
-                  cost=to_decimal(_json(metadata.get(TRACE_COST)).get("total_cost")),
-                  unpriced_calls=_int(metadata.get(TRACE_UNPRICED_CALLS)),
-                  latencies=[latency] if latency is not None else [])
+    share = _Share(llm_calls=_int(metadata.get(TRACE_LLM_CALLS)),
+                   input_tokens=_int(tokens.get("input_tokens")),
+                   output_tokens=_int(tokens.get("output_tokens")),
+                   cost=to_decimal(_json(metadata.get(TRACE_COST)).get("total_cost")),
+                   unpriced_calls=_int(metadata.get(TRACE_UNPRICED_CALLS)),
+                   latencies=[latency] if latency is not None else [])
+    if TRACE_REPRICED_COST in info.tags:  # reprice() recorded a newer total: it wins
+        share.cost = repriced_total(info.tags)
+        share.unpriced_calls = _int(info.tags.get(TRACE_REPRICED_UNPRICED))
+        # The per-call list is left out on traces too large for one tag: at least one call.
+        share.repriced_calls = len(repriced_calls(info.tags)) or 1
+    return share
 
 
 def _call_shares(trace: Any) -> list[_Share]:
@@ -293,17 +301,23 @@ def _call_shares(trace: Any) -> list[_Share]:
     ``_accounting.counted`` decides, as it did when the stored trace totals were summed.
     """
     shares: dict[tuple[Any, Any], _Share] = {}
+    repriced = repriced_calls(trace.info.tags)
     for item in counted(trace.data.spans):
         key = (item.model, item.provider)
         share = shares.setdefault(key, _Share(model=key[0], provider=key[1]))
-        if item.cost is not None:
-            share.cost = (share.cost or Decimal(0)) + item.cost["total_cost"]
+        cost = item.cost["total_cost"] if item.cost is not None else None
+        unpriced = item.unpriced
+        if (new := repriced.get(item.span.span_id)) is not None:
+            cost, unpriced = new, False
+            share.repriced_calls += 1
+        if cost is not None:
+            share.cost = (share.cost or Decimal(0)) + cost
         if item.usage is not None:
             share.input_tokens += item.usage.get("input_tokens", 0)
             share.output_tokens += item.usage.get("output_tokens", 0)
         if item.is_call:
             share.llm_calls += 1
-            share.unpriced_calls += int(item.unpriced)
+            share.unpriced_calls += int(unpriced)
             span = item.span
             if span.end_time_ns and span.start_time_ns:
                 share.latencies.append((span.end_time_ns - span.start_time_ns) / 1e6)
@@ -359,6 +373,7 @@ class _Group:
     cost: Decimal = Decimal(0)
     priced: bool = False
     unpriced_calls: int = 0
+    repriced_calls: int = 0
     latencies: list[float] = field(default_factory=list)
 
     def add(self, trace_id: str, share: _Share) -> None:
@@ -370,6 +385,7 @@ class _Group:
             self.cost += share.cost
             self.priced = True
         self.unpriced_calls += share.unpriced_calls
+        self.repriced_calls += share.repriced_calls
         self.latencies.extend(share.latencies)
 
     def row(self) -> dict[str, Any]:
@@ -384,7 +400,7 @@ class _Group:
         return {"requests": len(self.trace_ids), "llm_calls": self.llm_calls,
                 "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
                 "total_cost": total, "unpriced_calls": self.unpriced_calls,
-                "p50_latency_ms": p50, "p95_latency_ms": p95}
+                "repriced_calls": self.repriced_calls, "p50_latency_ms": p50, "p95_latency_ms": p95}
 
 
 def cost_report(
@@ -413,7 +429,8 @@ def cost_report(
     One row per group, most expensive first (time groupings in time order). Columns: the group
     keys, ``requests``, ``llm_calls``, ``input_tokens``, ``output_tokens``, ``total_cost`` (USD,
     summed as ``Decimal``; NaN when every call in the group is unpriced), ``unpriced_calls``,
-    ``p50_latency_ms`` and ``p95_latency_ms``. The latency is the request's end-to-end latency;
+    ``repriced_calls`` (calls whose cost comes from ``reprice()``, which wins over the cost
+    stored at trace time), ``p50_latency_ms`` and ``p95_latency_ms``. The latency is the request's end-to-end latency;
     grouped by ``model`` or ``provider`` it is the latency of the calls to that model, and
     ``requests`` counts the requests that called it. A request without a user or a tag falls in
     the group ``None``. ``df.attrs`` holds the experiments and the time window read.
@@ -454,6 +471,7 @@ def _sorted(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     if frame.empty:
         return frame.astype({"requests": int, "llm_calls": int, "input_tokens": int,
                              "output_tokens": int, "total_cost": float, "unpriced_calls": int,
+                             "repriced_calls": int,
                              "p50_latency_ms": float, "p95_latency_ms": float})
     time_keys = [k for k in keys if k in TIME_KEYS]
     others = [k for k in keys if k not in TIME_KEYS]

@@ -5,6 +5,7 @@
     genai-tracing chart --by day --stack model --since 30d --out cost.png
     genai-tracing latency --since 7d --out latency.png
     genai-tracing price gpt-4o-mini
+    genai-tracing reprice --since 30d --prices prices.toml [--apply]
 
 Exit codes, for scripts: 0 success; 1 nothing to report (no trace matched, or no price is known
 for the model); 2 a usage or configuration error (unknown option, experiment or store, unreadable
@@ -71,6 +72,57 @@ def unpriced_footer(frame: Any) -> str:
             "lists the catalogs), then run genai-tracing reprice.\n")
 
 
+def _reprice(args: argparse.Namespace, out: TextIO) -> int:
+    from ._money import format_money
+    from ._reprice import reprice
+
+    result = reprice(since=args.since, until=args.until, models=args.model,
+                     only_unpriced=not args.all, dry_run=not args.apply, prices=args.prices,
+                     experiment=args.experiment, filter=args.filter,
+                     tracking_uri=args.tracking_uri)
+    if not result.traces_read:
+        names = ", ".join(repr(n) for n in result.experiments)
+        raise _NoData(f"no traces in experiment {names} for that window")
+    if args.format == "json":
+        json.dump({"applied": result.applied, "traces_read": result.traces_read,
+                   "traces_changed": result.traces_changed,
+                   "difference": _plain(result.difference),
+                   "still_unpriced_calls": result.still_unpriced,
+                   "calls": [{"trace_id": c.trace_id, "span_id": c.span_id, "model": c.model,
+                              "old_cost": None if c.old_cost is None else _plain(c.old_cost),
+                              "new_cost": _plain(c.new_cost), "source": c.source}
+                             for c in result.calls]}, out, indent=2)
+        out.write("\n")
+        return EXIT_OK
+    if result.calls:
+        width = max(len(c.trace_id) for c in result.calls)
+        model_width = max(5, *(len(str(c.model)) for c in result.calls))
+        out.write(f"{'trace':{width}}  {'model':{model_width}}  {'old':>10}  {'new':>10}  "
+                  "source\n")
+        for c in result.calls:
+            out.write(f"{c.trace_id:{width}}  {str(c.model):{model_width}}  "
+                      f"{format_money(c.old_cost):>10}  {format_money(c.new_cost):>10}  "
+                      f"{c.source}\n")
+        out.write("\n")
+    calls, traces = len(result.calls), result.traces_changed
+    what = (f"{calls} call{'' if calls == 1 else 's'} in {traces} trace"
+            f"{'' if traces == 1 else 's'}")
+    difference = format_money(result.difference, signed=True)
+    if not calls:
+        out.write(f"nothing to reprice in {result.traces_read} traces: every cost already "
+                  "matches the prices in force")
+    elif result.applied:
+        out.write(f"repriced {what}: total {difference}, recorded in the traces' tags "
+                  "(genai_tracing.repriced.*)")
+    else:
+        out.write(f"dry run: {what} would change, total {difference}. Run again with --apply "
+                  "to record it")
+    if result.still_unpriced:
+        out.write(f"; {result.still_unpriced} calls still have no price")
+    out.write("\n")
+    return EXIT_OK
+
+
 def _chart(args: argparse.Namespace, out: TextIO) -> int:
     from ._reports import describe_source
 
@@ -78,7 +130,9 @@ def _chart(args: argparse.Namespace, out: TextIO) -> int:
     if frame.empty:
         raise _NoData(f"no traces in {describe_source(frame)}; no chart written")
     figure.savefig(args.out, dpi=110, bbox_inches="tight")
-    stack = frame.columns[1] if len(frame.columns) > 9 else None
+    from ._reports import COLUMNS
+
+    stack = frame.columns[1] if len(frame.columns) > len(COLUMNS) + 1 else None
     out.write(f"wrote {args.out}: cost by {args.by}{f' stacked by {stack}' if stack else ''}, "
               f"{describe_source(frame)}\n")
     return EXIT_OK
@@ -262,6 +316,21 @@ def build_parser() -> argparse.ArgumentParser:
     price.add_argument("--output-tokens", type=int, default=1_000_000)
     price.add_argument("--format", choices=("table", "json"), default="table")
     price.set_defaults(run=_price)
+
+    reprice = commands.add_parser(
+        "reprice", help="put the prices in force now on stored traces (a dry run without --apply)",
+        description="Recompute calls' costs from their stored usage with the prices in force "
+        "now (your price file, then the catalogs; valid_from applies at each call's time) and "
+        "record them in the traces' tags. Without --apply, only lists what would change.")
+    reprice.add_argument("--apply", action="store_true", help="record the new costs")
+    reprice.add_argument("--all", action="store_true",
+                         help="also reprice calls that have a price (default: unpriced only)")
+    reprice.add_argument("--model", action="append",
+                         help="only calls to this model; repeat for several")
+    reprice.add_argument("--prices", help="your price file (default: GENAI_TRACING_PRICES)")
+    _add_source_options(reprice)
+    reprice.add_argument("--format", choices=("table", "json"), default="table")
+    reprice.set_defaults(run=_reprice, reads_store=True)
 
     from . import _ui
 

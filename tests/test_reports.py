@@ -148,7 +148,7 @@ def test_report_by_user_yesterday_sums_to_the_cent(fake_provider, mlflow_store):
 
     assert list(frame.columns) == ["user", "requests", "llm_calls", "input_tokens",
                                    "output_tokens", "total_cost", "unpriced_calls",
-                                   "p50_latency_ms", "p95_latency_ms"]
+                                   "repriced_calls", "p50_latency_ms", "p95_latency_ms"]
     by_user = rows(frame, "user")
     assert set(by_user) == {"ana", "bob", None}
     ana = by_user["ana"]
