@@ -434,11 +434,10 @@ _litellm_lock = threading.Lock()
 
 
 def litellm_price(model: str, provider: str | None) -> Price | None:
-    try:
-        import litellm
-    except ImportError:
-        return None
-    catalog: Mapping[str, Any] = litellm.model_cost
+    """From the fetched map (``genai-tracing prices update``) if there is one, else LiteLLM's
+    bundled map."""
+    from ._catalogs import litellm_maps
+
     names = candidate_names(model, provider)
     prefix = _LITELLM_PREFIX.get(provider or "")
     keys: list[str] = []
@@ -446,10 +445,11 @@ def litellm_price(model: str, provider: str | None) -> Price | None:
         if prefix:
             keys.append(f"{prefix}/{name}")
         keys.append(name)
-    for key in keys:
-        entry = catalog.get(key)
-        if isinstance(entry, Mapping) and _litellm_has_price(entry):
-            return _litellm_to_price(key, entry)
+    for catalog, origin in litellm_maps():
+        for key in keys:
+            entry = catalog.get(key)
+            if isinstance(entry, Mapping) and _litellm_has_price(entry):
+                return _litellm_to_price(key, entry, origin)
     return None
 
 
@@ -476,7 +476,7 @@ _LITELLM_TIER_FIELD = {"input_cost_per_token": "input", "output_cost_per_token":
                        "cache_creation_input_token_cost": "cache_write"}
 
 
-def _litellm_to_price(key: str, entry: Mapping[str, Any]) -> Price:
+def _litellm_to_price(key: str, entry: Mapping[str, Any], origin: str | None = None) -> Price:
     rates = Rates(
         input=_per_million(entry.get("input_cost_per_token")),
         output=_per_million(entry.get("output_cost_per_token")),
@@ -492,7 +492,7 @@ def _litellm_to_price(key: str, entry: Mapping[str, Any]) -> Price:
             rate = _per_million(v)
             if rate is not None:
                 tiers.setdefault(int(m.group(2)) * 1000, {})[_LITELLM_TIER_FIELD[m.group(1)]] = rate
-    return Price(rates, "litellm", key, tiers=tuple(
+    return Price(rates, "litellm", key, origin, tiers=tuple(
         Tier(t, Rates(**r)) for t, r in sorted(tiers.items())))
 
 

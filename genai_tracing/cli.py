@@ -6,6 +6,7 @@
     genai-tracing latency --since 7d --out latency.png
     genai-tracing price gpt-4o-mini
     genai-tracing reprice --since 30d --prices prices.toml [--apply]
+    genai-tracing prices [update]
 
 Exit codes, for scripts: 0 success; 1 nothing to report (no trace matched, or no price is known
 for the model); 2 a usage or configuration error (unknown option, experiment or store, unreadable
@@ -123,6 +124,37 @@ def _reprice(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _prices(args: argparse.Namespace, out: TextIO) -> int:
+    from . import _catalogs
+    from ._pricing import load_price_table
+
+    if args.action == "update":
+        catalog = _catalogs.update(args.url)
+        out.write(f"fetched {catalog.models:,} entries of LiteLLM's price map into "
+                  f"{catalog.where}; later runs price from it ahead of the bundled map\n")
+        return EXIT_OK
+    limit = _catalogs.max_age_days()
+    out.write("Prices are looked up in this order:\n")
+    table, label, source = load_price_table(args.prices)
+    if label is not None:
+        models = len(table.by_name) + len(table.patterns)
+        out.write(f"  your price file    {label} ({source}), {models} entries\n")
+    else:
+        out.write("  your price file    none (--prices or GENAI_TRACING_PRICES)\n")
+    for catalog in _catalogs.catalogs():
+        age = catalog.age_days()
+        when = "" if catalog.as_of is None else (
+            f", {catalog.as_of_kind} {catalog.as_of:%Y-%m-%d %H:%M} UTC ({age:.0f} days ago"
+            f"{'; older than ' + format(limit, 'g') + ' days' if age > limit else ''})")
+        count = "" if catalog.models is None else f", {catalog.models:,} entries"
+        out.write(f"  {catalog.name:18} {catalog.where}{count}{when}\n")
+    out.write(f"Run `{_catalogs.UPDATE_COMMAND}` to fetch LiteLLM's current map (the only "
+              f"command that uses the network; {_catalogs.ENV_PRICES_URL} sets the URL, "
+              f"{_catalogs.ENV_CACHE_DIR} the folder). A map older than {limit:g} days "
+              f"({_catalogs.ENV_MAX_AGE}) gets a warning.\n")
+    return EXIT_OK
+
+
 def _chart(args: argparse.Namespace, out: TextIO) -> int:
     from ._reports import describe_source
 
@@ -218,7 +250,8 @@ def _price(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_OK
     source = estimate.source or "?"
     where = {"user": f"your price file {price.get('origin', '')}".rstrip(),
-             "litellm": "LiteLLM's bundled price map",
+             "litellm": f"LiteLLM's price map fetched into {price['origin']}"
+             if price.get("origin") else "LiteLLM's bundled price map",
              "genai-prices": "the genai-prices package",
              "genai_tracing": "genai_tracing's built-in per-image prices",
              "provider": "the cost the provider reports"}.get(source, source)
@@ -316,6 +349,18 @@ def build_parser() -> argparse.ArgumentParser:
     price.add_argument("--output-tokens", type=int, default=1_000_000)
     price.add_argument("--format", choices=("table", "json"), default="table")
     price.set_defaults(run=_price)
+
+    prices = commands.add_parser(
+        "prices", help="the price catalogs in use, their versions and age; 'prices update' "
+        "fetches LiteLLM's current map", description="Without an action: which catalogs price "
+        "calls, in order, with versions and ages. 'update' fetches LiteLLM's current price map "
+        "into a local cache that later runs use ahead of the bundled copy (the only command "
+        "that uses the network).")
+    prices.add_argument("action", nargs="?", choices=("update",))
+    prices.add_argument("--url", help="where to fetch the map (default: GENAI_TRACING_PRICES_URL, "
+                        "else LiteLLM's published map)")
+    prices.add_argument("--prices", help="your price file (default: GENAI_TRACING_PRICES)")
+    prices.set_defaults(run=_prices)
 
     reprice = commands.add_parser(
         "reprice", help="put the prices in force now on stored traces (a dry run without --apply)",

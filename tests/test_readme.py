@@ -72,7 +72,8 @@ def reader() -> Iterator[tuple[Path, dict[str, str]]]:
                if not k.startswith(("MLFLOW_", "GENAI_TRACING_", "PYTEST_"))}
         env.update(OPENAI_BASE_URL=fake.openai_base_url, OPENAI_API_KEY="test",
                    ANTHROPIC_BASE_URL=fake.anthropic_base_url, ANTHROPIC_API_KEY="test",
-                   GOOGLE_API_KEY="test", LITELLM_LOCAL_MODEL_COST_MAP="True")
+                   GOOGLE_API_KEY="test", LITELLM_LOCAL_MODEL_COST_MAP="True",
+                   GENAI_TRACING_CACHE_DIR=str(Path(folder) / ".cache"))
         yield Path(folder), env
 
 
