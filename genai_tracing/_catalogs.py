@@ -70,7 +70,8 @@ def max_age_days() -> float:
         value = -1.0
     if not value >= 0:
         raise ConfigurationError(ENV_MAX_AGE, raw, "is not a number of days",
-                                 f"set it to e.g. 30, or unset it (default {DEFAULT_MAX_AGE_DAYS:g})")
+                                 f"set it to e.g. 30, or unset it (default "
+                                 f"{DEFAULT_MAX_AGE_DAYS:g})")
     return value
 
 

@@ -32,7 +32,11 @@ def normalized(value: Decimal) -> Decimal:
 
 
 def plain(value: Any) -> str:
-    """The exact amount as a plain decimal string: ``'0.15000000'`` -> ``'0.15'``, ``'1E+1'`` -> ``'10'``."""
+    """The exact amount as a plain decimal string.
+
+        >>> plain("0.15000000"), plain("1E+1")
+        ('0.15', '10')
+    """
     number = to_decimal(value)
     if number is None:
         raise ValueError(f"not an amount: {value!r}")

@@ -167,7 +167,8 @@ def _source(experiment: str | Sequence[str] | None, tracking_uri: str | None) ->
 
 def _default_experiment(client: Any, uri: str) -> Any:
     """The configured experiment, else the one enable_tracing() would pick (which must exist:
-    MLflow's ``Default`` instead would report on the wrong traces), else the one chosen in MLflow."""
+    MLflow's ``Default`` instead would report on the wrong traces), else the one chosen in
+    MLflow."""
     from ._config import resolve_experiment
     from ._enable import active_config
 
@@ -430,10 +431,11 @@ def cost_report(
     keys, ``requests``, ``llm_calls``, ``input_tokens``, ``output_tokens``, ``total_cost`` (USD,
     summed as ``Decimal``; NaN when every call in the group is unpriced), ``unpriced_calls``,
     ``repriced_calls`` (calls whose cost comes from ``reprice()``, which wins over the cost
-    stored at trace time), ``p50_latency_ms`` and ``p95_latency_ms``. The latency is the request's end-to-end latency;
-    grouped by ``model`` or ``provider`` it is the latency of the calls to that model, and
-    ``requests`` counts the requests that called it. A request without a user or a tag falls in
-    the group ``None``. ``df.attrs`` holds the experiments and the time window read.
+    stored at trace time), ``p50_latency_ms`` and ``p95_latency_ms``. The latency is the
+    request's end-to-end latency; grouped by ``model`` or ``provider`` it is the latency of the
+    calls to that model, and ``requests`` counts the requests that called it. A request without
+    a user or a tag falls in the group ``None``. ``df.attrs`` holds the experiments and the time
+    window read, and ``unpriced_calls`` / ``unpriced_traces``: what the totals leave out.
 
     Raises:
         ConfigurationError: an unknown grouping or experiment, an unreadable time, ``since`` not

@@ -108,7 +108,8 @@ def test_prices_update_fetches_the_map_that_later_lookups_use(price_server, cach
 
 
 def test_prices_update_failures_keep_the_old_cache(price_server, cache, monkeypatch):
-    for path, problem in (("/missing", "could not be fetched"), ("/not-json", "did not return JSON")):
+    for path, problem in (("/missing", "could not be fetched"),
+                          ("/not-json", "did not return JSON")):
         code, _, err = cli("prices", "update", "--url", f"{price_server}{path}")
         assert code == 2 and problem in err
     assert not cache.exists()

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import traceback
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 

@@ -4,9 +4,9 @@ Each block runs in its own fresh interpreter, in one shared temporary folder (so
 first block writes is the one later blocks report on), with the real SDKs pointed at the loopback
 fakes through their own environment variables (``OPENAI_BASE_URL`` ...): the blocks themselves
 say nothing about fakes. A ``>>>`` block runs as a doctest; a block defining ``test_*`` functions
-runs under pytest; a line ``print(x)  # value`` must print ``value`` (``...`` matching anything). TOML blocks must load as a
-price file. ``<!-- readme-test: skip <reason> -->`` right before a block skips it, for the few
-that cannot run here.
+runs under pytest; a line ``print(x)  # value`` must print ``value`` (``...`` matching
+anything). TOML blocks must load as a price file. ``<!-- readme-test: skip <reason> -->``
+right before a block skips it, for the few that cannot run here (none today).
 """
 
 from __future__ import annotations
