@@ -152,7 +152,7 @@ def _reprice_trace(trace: Any, resolver: Any, wanted: set[str] | None, only_unpr
         if item.is_call and (wanted is None or _model_names(item) & wanted) and (
                 old is None or not only_unpriced):
             priced = _price(span, item, resolver)
-            if priced is not None and priced[0].total_cost != old:
+            if priced is not None and not _same(priced[0].total_cost, old):
                 cost, source = priced
                 changes.append(RepricedCall(info.trace_id, span.span_id, item.model, old,
                                             cost.total_cost, source))
@@ -172,6 +172,11 @@ def _reprice_trace(trace: Any, resolver: Any, wanted: set[str] | None, only_unpr
     gap = cost_gap(calls, unpriced)
     tags[COST_TAG] = REPRICED if gap is None else PARTIAL if gap == PARTIAL else UNPRICED
     return changes, tags, unpriced
+
+
+def _same(new: Decimal, old: Decimal | None) -> bool:
+    """Span costs are stored as floats: equal as floats is no change (no spurious repricing)."""
+    return old is not None and float(new) == float(old)
 
 
 def _model_names(item: Any) -> set[str]:

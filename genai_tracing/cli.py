@@ -119,7 +119,8 @@ def _reprice(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"dry run: {what} would change, total {difference}. Run again with --apply "
                   "to record it")
     if result.still_unpriced:
-        out.write(f"; {result.still_unpriced} calls still have no price")
+        left = result.still_unpriced
+        out.write(f"; {left} call{' still has' if left == 1 else 's still have'} no price")
     out.write("\n")
     return EXIT_OK
 

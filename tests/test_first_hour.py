@@ -146,3 +146,12 @@ def test_temporary_store_leaves_no_mlruns_in_the_working_directory(tmp_path, mon
                                                              messages=MESSAGES)
         assert store.last_trace().info.token_usage["input_tokens"] == 10
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
+
+
+def test_ui_with_no_store_says_so_and_starts_nothing(tmp_path, capsys):
+    from genai_tracing import _ui
+
+    code = _ui.main_ui(["--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--no-browser"])
+
+    assert code == 2 and "no MLflow store at" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -157,7 +157,7 @@ def test_reprice_command_dry_run_then_apply(traced, mlflow_store):
     assert (code, err) == (0, "")
     assert out.count("acme-7b") == 3 and ids["unpriced"] in out and "$0.00065" in out
     assert "dry run: 3 calls in 2 traces would change, total +$0.00195" in out
-    assert "; 1 calls still have no price" in out
+    assert "; 1 call still has no price" in out
     code, out, _ = cli("reprice", *uri, "--apply")
     assert code == 0 and "repriced 3 calls in 2 traces: total +$0.00195" in out
     code, out, _ = cli("reprice", *uri, "--apply", "--format", "json")
