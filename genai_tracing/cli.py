@@ -67,8 +67,9 @@ def unpriced_footer(frame: Any) -> str:
     calls, traces = frame.attrs.get("unpriced_calls", 0), frame.attrs.get("unpriced_traces", 0)
     if not calls:
         return ""
+    them = "it" if calls == 1 else "them"
     return (f"{calls} call{'' if calls == 1 else 's'} unpriced in {traces} "
-            f"trace{'' if traces == 1 else 's'}: the totals leave them out. Add their prices to "
+            f"trace{'' if traces == 1 else 's'}: the totals leave {them} out. Add the prices to "
             "your price file (genai-tracing price MODEL shows what applies; genai-tracing prices "
             "lists the catalogs), then run genai-tracing reprice.\n")
 
@@ -110,8 +111,7 @@ def _reprice(args: argparse.Namespace, out: TextIO) -> int:
             f"{'' if traces == 1 else 's'}")
     difference = format_money(result.difference, signed=True)
     if not calls:
-        out.write(f"nothing to reprice in {result.traces_read} traces: every cost already "
-                  "matches the prices in force")
+        out.write(f"nothing to change in {result.traces_read} traces with the prices in force")
     elif result.applied:
         out.write(f"repriced {what}: total {difference}, recorded in the traces' tags "
                   "(genai_tracing.repriced.*)")

@@ -128,6 +128,9 @@ def test_latency_command(fake_provider, mlflow_store, tmp_path):
     assert report["correlation"] is None       # every prompt has the same length here
     assert report["requests"] == library.attrs["requests"] == 6
     assert (tmp_path / "latency.png").read_bytes()[:8] == PNG_SIGNATURE
+    code, out, _ = run("latency", "--tracking-uri", mlflow_store.uri)
+    lengths = out.splitlines()[3].split()[1:3]              # min and max prompt length
+    assert code == 0 and lengths == ["15", "15"], out     # "Draw me a sheep": counts, no ".0"
 
 
 def test_price_says_which_price_applies_and_from_where(tmp_path):
