@@ -207,8 +207,8 @@ def update(url: str | None = None, *, timeout: float = 60.0) -> Catalog:
     import urllib.error
     import urllib.request
 
+    option = "url" if url else ENV_PRICES_URL
     url = url or os.environ.get(ENV_PRICES_URL, "").strip() or DEFAULT_PRICES_URL
-    option = ENV_PRICES_URL
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
             raw = response.read()
