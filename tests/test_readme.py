@@ -5,7 +5,8 @@ first block writes is the one later blocks report on), with the real SDKs pointe
 fakes through their own environment variables (``OPENAI_BASE_URL`` ...): the blocks themselves
 say nothing about fakes. A ``>>>`` block runs as a doctest; a block defining ``test_*`` functions
 runs under pytest; a line ``print(x)  # value`` must print ``value`` (``...`` matching
-anything). TOML blocks must load as a price file. ``<!-- readme-test: skip <reason> -->``
+anything). The ``genai-tracing`` commands of shell blocks run too. TOML blocks must load as a
+price file. ``<!-- readme-test: skip <reason> -->``
 right before a block skips it, for the few that cannot run here (none today).
 """
 
@@ -103,6 +104,23 @@ def test_python_block_runs_as_written(block: Block, reader) -> None:
         assert len(printed) == len(expected), done.stdout
         for line, want in zip(printed, expected):  # "..." stands for anything, as in doctests
             assert re.fullmatch(".*".join(map(re.escape, want.split("..."))), line), (line, want)
+
+
+@pytest.mark.parametrize("block", [b for b in blocks("bash") if "\ngenai-tracing " in
+                                   "\n" + b.code], ids=lambda b: f"README.md:{b.line}")
+def test_genai_tracing_commands_run_as_written(block: Block, reader) -> None:
+    """Each ``genai-tracing`` line of a shell block: 0, or 1 for "nothing matched" (the
+    reader's store holds only today's traces), never 2, a usage error such as a renamed option."""
+    folder, env = reader
+    commands = [line for line in block.code.splitlines() if line.startswith("genai-tracing ")]
+    script = "".join(f"{c}\nrc=$?; [ $rc -le 1 ] || {{ echo 'failed: {c}' >&2; exit $rc; }}\n"
+                     for c in commands)
+    path = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"}
+
+    done = subprocess.run(["bash", "-c", script], cwd=folder, env={**env, **path},
+                          capture_output=True, text=True, timeout=TIMEOUT_S * len(commands))
+
+    assert done.returncode == 0, f"README.md:{block.line}:\n{done.stdout}\n{done.stderr}"
 
 
 @pytest.mark.parametrize("block", blocks("toml"), ids=lambda b: f"README.md:{b.line}")
