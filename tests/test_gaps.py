@@ -48,6 +48,8 @@ def test_partial_and_unpriced_traces_are_tagged_and_counted(fake_provider, mlflo
     assert "genai-tracing reprice" in out.getvalue()
     frame = genai_tracing.cost_report(by="model")
     assert (frame.attrs["unpriced_calls"], frame.attrs["unpriced_traces"]) == (4, 3)
+    partial_only = genai_tracing.cost_report(filter="tags.cost = 'partial'")
+    assert partial_only.attrs["traces"] == 1 and partial_only["unpriced_calls"].sum() == 1
 
 
 def test_no_footer_when_every_call_is_priced(fake_provider, mlflow_store):
