@@ -27,6 +27,7 @@ import mlflow
 from mlflow.tracing.provider import safe_set_span_in_context
 
 import genai_tracing
+from genai_tracing._money import format_money
 from genai_tracing.testing import FakeProvider, FakeUsage
 
 
@@ -135,8 +136,6 @@ def span_clock_at(when_ns: int) -> Iterator[None]:
 
 
 def money(frame: Any) -> str:
-    from genai_tracing._reports import format_money
-
     shown = frame.copy()
     shown["total_cost"] = [format_money(v) for v in frame["total_cost"]]
     return shown.drop(columns=["p50_latency_ms", "p95_latency_ms"]).to_string(index=False)
@@ -166,7 +165,8 @@ def main() -> None:
     users = genai_tracing.cost_report(by="user", since="yesterday", until="today")
     print(_indent(money(users)))
     top = users.iloc[0]
-    print(f"\n   -> {top['user']}, ${top['total_cost']:.4f} over {top['requests']} requests\n")
+    print(f"\n   -> {top['user']}, {format_money(top['total_cost'])} over {top['requests']} "
+          "requests\n")
 
     print("2. Which model, and which feature, drives the bill?")
     print("   genai_tracing.cost_report(by='model', since='7d')\n")
@@ -176,7 +176,8 @@ def main() -> None:
     print(f"\n   -> {models.iloc[0]['model']}: {share.iloc[0]:.0%} of the cost")
     features = genai_tracing.cost_report(by="tag:feature", since="7d")
     print("   -> by feature: " + ", ".join(
-        f"{r['tag:feature']} ${r['total_cost']:.4f}" for _, r in features.iterrows()) + "\n")
+        f"{r['tag:feature']} {format_money(r['total_cost'])}" for _, r in features.iterrows())
+          + "\n")
 
     print("3. Are long prompts causing higher latency?")
     print("   genai_tracing.latency_report(since='7d', buckets=4)\n")

@@ -24,14 +24,22 @@ from ._errors import ConfigurationError  # noqa: E402
 from ._estimate import CostEstimate, estimate_cost  # noqa: E402
 from ._export import dropped_traces  # noqa: E402
 from ._reports import cost_chart, cost_report, latency_report  # noqa: E402
+from ._reprice import RepriceResult, reprice  # noqa: E402
 
 __version__ = "0.1.0"
+
+# Tracebacks and reprs name the public path (genai_tracing.ConfigurationError), not the private
+# module that defines it; pickling finds the class there too.
+for _public in (BudgetExceeded, ConfigurationError):
+    _public.__module__ = __name__
+del _public
 
 __all__ = [
     "Budget",
     "BudgetExceeded",
     "ConfigurationError",
     "CostEstimate",
+    "RepriceResult",
     "TracingConfig",
     "active_config",
     "attribute",
@@ -44,5 +52,6 @@ __all__ = [
     "enable_tracing",
     "estimate_cost",
     "latency_report",
+    "reprice",
     "set_budget",
 ]

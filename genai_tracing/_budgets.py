@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from ._errors import ConfigurationError
 from ._guard import logger
+from ._money import format_money
 
 if TYPE_CHECKING:
     from mlflow.entities import LiveSpan
@@ -47,16 +48,8 @@ class BudgetExceeded(Exception):
         self.trace_id = trace_id
         who = f"user {user!r}" if user is not None else "the whole app"
         per = "daily" if budget.per == "day" else "monthly"
-        super().__init__(f"{per} budget of {_usd(budget.limit_usd)} for {who} exceeded: "
-                         f"{_usd(spent)} spent in {period} (UTC)")
-
-
-def _usd(amount: Decimal) -> str:
-    """$0.50, $0.504, $0.000021: cents at least, up to a millionth of a dollar, nothing rounded
-    away above that."""
-    text = f"{amount.quantize(Decimal('0.000001')).normalize():f}"
-    whole, _, cents = text.partition(".")
-    return f"${whole}.{cents.ljust(2, '0')}"
+        super().__init__(f"{per} budget of {format_money(budget.limit_usd)} for {who} exceeded: "
+                         f"{format_money(spent)} spent in {period} (UTC)")
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import importlib.util
 import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlparse
 
@@ -161,6 +162,36 @@ def validate_tracking_uri(uri: str, option: str) -> str:
     if base_scheme == "sqlite" and not uri.lower().startswith("sqlite://"):
         raise ConfigurationError(option, uri, "is not a SQLAlchemy sqlite URI",
                                  "write it as sqlite:///relative.db or sqlite:////absolute.db")
+    return uri
+
+
+def local_store_path(uri: str) -> Path | None:
+    """The file or folder of a local store URI (sqlite, file:, a plain path); None otherwise."""
+    lowered = uri.lower()
+    if lowered.startswith("sqlite:///"):
+        rest = uri[len("sqlite:///"):].split("?", 1)[0]
+        return None if ":memory:" in rest or not rest else Path(rest)
+    if lowered.startswith("file:"):
+        return Path(urlparse(uri).path)
+    scheme = urlparse(uri).scheme
+    if not scheme or (len(scheme) == 1 and uri[1:3] in (":\\", ":/")):
+        return Path(uri)
+    return None
+
+
+def require_store(uri: str, option: str = "tracking_uri") -> str:
+    """Reading commands read a store; a missing local one is a wrong place, never one to create.
+
+    MLflow would create an empty store (and print its table-creation log) at a sqlite path or
+    folder that does not exist; a report from it would say "no traces" about the wrong store.
+    """
+    uri = validate_tracking_uri(uri, option)
+    path = local_store_path(uri)
+    if path is not None and not path.exists():
+        raise ConfigurationError(option, uri, f"no MLflow store at {path}",
+                                 "run from the folder your app traced into, or point to its "
+                                 "store with --tracking-uri / MLFLOW_TRACKING_URI (sqlite:///"
+                                 "mlflow.db; four slashes for an absolute path)")
     return uri
 
 

@@ -68,6 +68,9 @@ def enable_tracing(
         from ._pricing import load_price_table
 
         table, prices_label, prices_source = load_price_table(prices)
+        from . import _catalogs
+
+        _catalogs.warn_if_stale()  # reads the fetched price map, if any, now: never the network
         from . import _budgets, _runs
 
         budget_list = _budgets.parse(budgets) if budgets is not None else None

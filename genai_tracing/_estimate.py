@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Mapping
 
+from ._money import normalized
 from ._usage import Usage
 
 
@@ -78,5 +79,5 @@ def estimate_cost(
         cost, source, price = price_call(Call(provider, model, usage), resolver, when)
     except Unpriced as e:
         return CostEstimate(model, None, None, None, unpriced_reason=str(e))
-    return CostEstimate(model, cost.input_cost, cost.output_cost, source,
+    return CostEstimate(model, normalized(cost.input_cost), normalized(cost.output_cost), source,
                         price.describe() if price else None, cost.fallbacks)

@@ -41,3 +41,10 @@ TRACE_UNPRICED_CALLS = "genai_tracing.unpriced_calls"
 TRACE_COST_COMPLETE = "genai_tracing.cost.complete"
 LATENCY_MS = "genai_tracing.latency_ms"
 PROMPT_CHARS = "genai_tracing.prompt_chars"
+
+# Ours, in trace tags (the mutable part of a stored trace): what reprice() recorded.
+TRACE_REPRICED_COST = "genai_tracing.repriced.cost"        # {"total_cost": "0.00021"}
+TRACE_REPRICED_CALLS = "genai_tracing.repriced.calls"      # {span_id: "total cost"}
+TRACE_REPRICED_UNPRICED = "genai_tracing.repriced.unpriced_calls"
+TRACE_REPRICED_SOURCE = "genai_tracing.repriced.source"
+TRACE_REPRICED_AT = "genai_tracing.repriced.at"

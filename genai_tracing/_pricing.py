@@ -5,6 +5,7 @@ Money is ``Decimal`` throughout; rates are USD per million tokens (or per image)
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ._errors import ConfigurationError
+from ._money import plain, to_decimal
 from ._usage import Usage
 
 if TYPE_CHECKING:
@@ -88,11 +90,11 @@ class Price:
         out: dict[str, Any] = {"source": self.source, "key": self.key}
         if self.origin:
             out["origin"] = self.origin
-        out["per_million"] = {f.name: str(getattr(self.rates, f.name))
+        out["per_million"] = {f.name: plain(getattr(self.rates, f.name))
                               for f in fields(Rates) if getattr(self.rates, f.name) is not None}
         if self.tiers:
             out["tiers"] = [{"above_input_tokens": t.above_input_tokens,
-                             **{f.name: str(getattr(t.rates, f.name)) for f in fields(Rates)
+                             **{f.name: plain(getattr(t.rates, f.name)) for f in fields(Rates)
                                 if getattr(t.rates, f.name) is not None}} for t in self.tiers]
         if self.valid_from:
             out["valid_from"] = self.valid_from.isoformat()
@@ -228,7 +230,7 @@ def load_price_table(prices: str | os.PathLike[str] | Mapping[str, Any] | None
         raise ConfigurationError(option, str(prices), f"cannot be read ({e.strerror or e})",
                                  "point it at an existing, readable .toml or .json file") from None
     data = _parse_file(path, raw, option)
-    return parse_price_table(data, origin=str(path)), str(path), source
+    return parse_price_table(data, origin=str(path), from_file=True), str(path), source
 
 
 def _parse_file(path: Path, raw: bytes, option: str) -> Mapping[str, Any]:
@@ -254,15 +256,21 @@ def _parse_file(path: Path, raw: bytes, option: str) -> Mapping[str, Any]:
     return data
 
 
-def parse_price_table(data: Mapping[str, Any], *, origin: str) -> PriceTable:
-    """Validate a price table (the shape of the price file) into a :class:`PriceTable`."""
+def parse_price_table(data: Mapping[str, Any], *, origin: str, from_file: bool = False
+                      ) -> PriceTable:
+    """Validate a price table (the shape of the price file) into a :class:`PriceTable`.
+
+    In a file a price must be a number: a quoted ``"0.9"`` is a typo there. A mapping from code
+    may give strings, the way to write an exact ``Decimal``.
+    """
     where = origin
     models = data.get("models", data) if isinstance(data, Mapping) else data
     extra = set(data) - {"models"} if "models" in data else set()
     if extra:
-        raise ConfigurationError(f"{where}: {sorted(extra)[0]}", data[sorted(extra)[0]],
-                                 "is not a known top-level key",
-                                 "put every price under [models.\"<model name>\"]")
+        key = sorted(extra)[0]
+        raise ConfigurationError(f"{where}: {key}", data[key], "is not a known top-level key",
+                                 _did_you_mean(key, {"models"}) + "put every price under "
+                                 "[models.\"<model name>\"]")
     if not isinstance(models, Mapping):
         raise ConfigurationError(f"{where}: models", models, "must be a table of models",
                                  _FIX_FORMAT)
@@ -271,7 +279,7 @@ def parse_price_table(data: Mapping[str, Any], *, origin: str) -> PriceTable:
     for name, value in models.items():
         versions = value if isinstance(value, list) else [value]
         for version in versions:
-            entry = _parse_entry(str(name), version, where)
+            entry = _parse_entry(str(name), version, where, from_file)
             if entry.pattern is not None:
                 patterns.append(entry)
             else:
@@ -281,7 +289,13 @@ def parse_price_table(data: Mapping[str, Any], *, origin: str) -> PriceTable:
     return PriceTable({k: tuple(v) for k, v in by_name.items()}, tuple(patterns), fingerprint)
 
 
-def _parse_entry(name: str, value: Any, where: str) -> _Entry:
+def _did_you_mean(key: str, known: set[str]) -> str:
+    """'did you mean 'input_per_million'? ' for a near miss, else ''; the fix's sentence follows."""
+    close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}? Otherwise " if close else ""
+
+
+def _parse_entry(name: str, value: Any, where: str, from_file: bool = False) -> _Entry:
     ctx = f"{where}: models.{json.dumps(name)}"
     if not isinstance(value, Mapping):
         raise ConfigurationError(ctx, value, "must be a table of prices", _FIX_FORMAT)
@@ -289,8 +303,9 @@ def _parse_entry(name: str, value: Any, where: str) -> _Entry:
     if unknown:
         key = sorted(unknown)[0]
         raise ConfigurationError(f"{ctx}.{key}", value[key], "is not a known key",
-                                 f"use only {', '.join(sorted(_ENTRY_KEYS))}")
-    rates = _parse_rates(value, ctx, allowed=set(_RATE_KEYS))
+                                 _did_you_mean(key, _ENTRY_KEYS)
+                                 + f"use only {', '.join(sorted(_ENTRY_KEYS))}")
+    rates = _parse_rates(value, ctx, allowed=set(_RATE_KEYS), from_file=from_file)
     if all(getattr(rates, f.name) is None for f in fields(Rates)):
         raise ConfigurationError(ctx, dict(value), "has no price",
                                  "give at least input_per_million and output_per_million")
@@ -308,24 +323,32 @@ def _parse_entry(name: str, value: Any, where: str) -> _Entry:
         if unknown:
             key = sorted(unknown)[0]
             raise ConfigurationError(f"{tctx}.{key}", tier[key], "is not a known tier key",
-                                     f"use only {', '.join(sorted(_TIER_KEYS))}")
+                                     _did_you_mean(key, _TIER_KEYS)
+                                     + f"use only {', '.join(sorted(_TIER_KEYS))}")
         threshold = tier.get("above_input_tokens")
         if not isinstance(threshold, int) or isinstance(threshold, bool) or threshold < 0:
             raise ConfigurationError(f"{tctx}.above_input_tokens", threshold,
                                      "must be a whole number of tokens >= 0",
                                      "e.g. above_input_tokens = 200000")
-        tiers.append(Tier(threshold, _parse_rates(tier, tctx, allowed=_TIER_KEYS)))
+        tiers.append(Tier(threshold, _parse_rates(tier, tctx, allowed=_TIER_KEYS,
+                                                  from_file=from_file)))
     price = Price(rates, "user", name, where, tuple(sorted(tiers, key=lambda t:
                                                             t.above_input_tokens)), valid_from)
     return _Entry(name, price, pattern)
 
 
-def _parse_rates(value: Mapping[str, Any], ctx: str, allowed: set[str]) -> Rates:
+def _parse_rates(value: Mapping[str, Any], ctx: str, allowed: set[str], from_file: bool = False
+                 ) -> Rates:
     parsed: dict[str, Decimal] = {}
     for key, attr in _RATE_KEYS.items():
         if key not in value or key not in allowed:
             continue
         raw = value[key]
+        if from_file and isinstance(raw, str):
+            quoted = to_decimal(raw.strip()) is not None
+            raise ConfigurationError(f"{ctx}.{key}", raw, "is a string, not a number",
+                                     f"remove the quotes: {key} = {raw.strip()}" if quoted
+                                     else f"write it as a number of USD, e.g. {key} = 0.5")
         try:
             if isinstance(raw, bool) or not isinstance(raw, (int, float, str, Decimal)):
                 raise InvalidOperation
@@ -411,11 +434,10 @@ _litellm_lock = threading.Lock()
 
 
 def litellm_price(model: str, provider: str | None) -> Price | None:
-    try:
-        import litellm
-    except ImportError:
-        return None
-    catalog: Mapping[str, Any] = litellm.model_cost
+    """From the fetched map (``genai-tracing prices update``) if there is one, else LiteLLM's
+    bundled map."""
+    from ._catalogs import litellm_maps
+
     names = candidate_names(model, provider)
     prefix = _LITELLM_PREFIX.get(provider or "")
     keys: list[str] = []
@@ -423,10 +445,11 @@ def litellm_price(model: str, provider: str | None) -> Price | None:
         if prefix:
             keys.append(f"{prefix}/{name}")
         keys.append(name)
-    for key in keys:
-        entry = catalog.get(key)
-        if isinstance(entry, Mapping) and _litellm_has_price(entry):
-            return _litellm_to_price(key, entry)
+    for catalog, origin in litellm_maps():
+        for key in keys:
+            entry = catalog.get(key)
+            if isinstance(entry, Mapping) and _litellm_has_price(entry):
+                return _litellm_to_price(key, entry, origin)
     return None
 
 
@@ -453,7 +476,7 @@ _LITELLM_TIER_FIELD = {"input_cost_per_token": "input", "output_cost_per_token":
                        "cache_creation_input_token_cost": "cache_write"}
 
 
-def _litellm_to_price(key: str, entry: Mapping[str, Any]) -> Price:
+def _litellm_to_price(key: str, entry: Mapping[str, Any], origin: str | None = None) -> Price:
     rates = Rates(
         input=_per_million(entry.get("input_cost_per_token")),
         output=_per_million(entry.get("output_cost_per_token")),
@@ -469,7 +492,7 @@ def _litellm_to_price(key: str, entry: Mapping[str, Any]) -> Price:
             rate = _per_million(v)
             if rate is not None:
                 tiers.setdefault(int(m.group(2)) * 1000, {})[_LITELLM_TIER_FIELD[m.group(1)]] = rate
-    return Price(rates, "litellm", key, tiers=tuple(
+    return Price(rates, "litellm", key, origin, tiers=tuple(
         Tier(t, Rates(**r)) for t, r in sorted(tiers.items())))
 
 

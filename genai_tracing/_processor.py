@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from . import _mlflow
 from . import providers as _providers
 from ._accounting import counted
+from ._gaps import mark_cost_gap
 from ._guard import internal_error, logger
 from ._pricing import PriceResolver, Unpriced, price_call, use_resolver
 from ._text import storable_text
@@ -344,13 +345,14 @@ def _finish_trace(trace_id: str, root: Any) -> None:
     with _mlflow.open_trace(trace_id) as trace:
         if trace is None:
             return
-        _write_totals(trace)
         try:
             from ._attribution import annotate_trace
 
             annotate_trace(trace, root)
         except Exception:
             internal_error("trace attribution")
+        # After attribution: a user's own tag "cost" is set by then, and the totals keep it.
+        _write_totals(trace)
         setattr(trace, _FINISHED, True)
 
 
@@ -394,3 +396,4 @@ def _write_totals(trace: Any) -> None:
         metadata[TRACE_LLM_CALLS] = str(calls)
         metadata[TRACE_UNPRICED_CALLS] = str(unpriced)
         metadata[TRACE_COST_COMPLETE] = "false" if unpriced else "true"
+    mark_cost_gap(trace.info.tags, calls, unpriced)

@@ -18,9 +18,12 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from ._accounting import counted
 from ._errors import ConfigurationError
+from ._money import format_money  # noqa: F401 - re-exported for the CLI and examples
+from ._money import to_decimal
+from ._reprice import repriced_calls, repriced_total
 from ._keys import (LATENCY_MS, PROMPT_CHARS, TRACE_COST,
-                    TRACE_LLM_CALLS, TRACE_SESSION, TRACE_TOKEN_USAGE, TRACE_UNPRICED_CALLS,
-                    TRACE_USER)
+                    TRACE_LLM_CALLS, TRACE_REPRICED_COST, TRACE_REPRICED_UNPRICED, TRACE_SESSION,
+                    TRACE_TOKEN_USAGE, TRACE_UNPRICED_CALLS, TRACE_USER)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,7 +34,7 @@ PER_REQUEST_KEYS = ("user", "session", "day", "hour")
 PER_CALL_KEYS = ("model", "provider")
 TIME_KEYS = ("day", "hour")
 COLUMNS = ("requests", "llm_calls", "input_tokens", "output_tokens", "total_cost",
-           "unpriced_calls", "p50_latency_ms", "p95_latency_ms")
+           "unpriced_calls", "repriced_calls", "p50_latency_ms", "p95_latency_ms")
 _TIME_FORMS = ("a datetime, an ISO date or time such as 2026-11-24 or 2026-11-24T09:30, 'now', "
                "'today', 'yesterday', or an age such as '30m', '24h', '7d', '2w'")
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*(m|min|mins|minutes?|h|hours?|d|days?|w|weeks?)$")
@@ -149,11 +152,9 @@ def _source(experiment: str | Sequence[str] | None, tracking_uri: str | None) ->
     import mlflow
     from mlflow import MlflowClient
 
-    uri = tracking_uri or mlflow.get_tracking_uri()
-    if tracking_uri is not None:
-        from ._config import validate_tracking_uri
+    from ._config import require_store
 
-        uri = validate_tracking_uri(tracking_uri, "tracking_uri")
+    uri = require_store(tracking_uri if tracking_uri is not None else mlflow.get_tracking_uri())
     client = MlflowClient(uri)
     if experiment is None:
         found = [_default_experiment(client, uri)]
@@ -165,19 +166,28 @@ def _source(experiment: str | Sequence[str] | None, tracking_uri: str | None) ->
 
 
 def _default_experiment(client: Any, uri: str) -> Any:
-    """The configured experiment, else the one enable_tracing() would pick, else MLflow's."""
+    """The configured experiment, else the one enable_tracing() would pick (which must exist:
+    MLflow's ``Default`` instead would report on the wrong traces), else the one chosen in
+    MLflow."""
     from ._config import resolve_experiment
     from ._enable import active_config
 
     config = active_config()
     if config is not None and config.experiment_id and config.tracking_uri == uri:
         return client.get_experiment(config.experiment_id)
+<<<<<<< HEAD
     name, source = resolve_experiment(None, uri)
     if name is not None and source != "default":
         return _find_experiment(client, name, uri)  # chosen in the environment: must exist
     if name is not None and (found := client.get_experiment_by_name(name)) is not None:
         return found
     from ._mlflow import current_experiment_id
+=======
+    name, _ = resolve_experiment(None, uri)
+    if name is not None:
+        return _find_experiment(client, name, uri)
+    from mlflow.tracking.fluent import _get_experiment_id
+>>>>>>> trust
 
     return client.get_experiment(current_experiment_id() or "0")
 
@@ -241,6 +251,7 @@ class _Share:
     output_tokens: int = 0
     cost: Decimal | None = None
     unpriced_calls: int = 0
+    repriced_calls: int = 0
     latencies: list[float] = field(default_factory=list)
 
 
@@ -259,16 +270,6 @@ def _int(value: Any) -> int:
         return int(value or 0)
     except (TypeError, ValueError):
         return 0
-
-
-def _money(value: Any) -> Decimal | None:
-    # str() first: Decimal(0.1) would carry the float's binary error into the sum.
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return Decimal(str(value))
-    except ArithmeticError:
-        return None
 
 
 def request_latency_ms(info: Any) -> float | None:
@@ -290,12 +291,18 @@ def _request_share(info: Any) -> _Share:
     metadata = info.trace_metadata
     tokens = _json(metadata.get(TRACE_TOKEN_USAGE))
     latency = request_latency_ms(info)
-    return _Share(llm_calls=_int(metadata.get(TRACE_LLM_CALLS)),
-                  input_tokens=_int(tokens.get("input_tokens")),
-                  output_tokens=_int(tokens.get("output_tokens")),
-                  cost=_money(_json(metadata.get(TRACE_COST)).get("total_cost")),
-                  unpriced_calls=_int(metadata.get(TRACE_UNPRICED_CALLS)),
-                  latencies=[latency] if latency is not None else [])
+    share = _Share(llm_calls=_int(metadata.get(TRACE_LLM_CALLS)),
+                   input_tokens=_int(tokens.get("input_tokens")),
+                   output_tokens=_int(tokens.get("output_tokens")),
+                   cost=to_decimal(_json(metadata.get(TRACE_COST)).get("total_cost")),
+                   unpriced_calls=_int(metadata.get(TRACE_UNPRICED_CALLS)),
+                   latencies=[latency] if latency is not None else [])
+    if TRACE_REPRICED_COST in info.tags:  # reprice() recorded a newer total: it wins
+        share.cost = repriced_total(info.tags)
+        share.unpriced_calls = _int(info.tags.get(TRACE_REPRICED_UNPRICED))
+        # The per-call list is left out on traces too large for one tag: at least one call.
+        share.repriced_calls = len(repriced_calls(info.tags)) or 1
+    return share
 
 
 def _call_shares(trace: Any) -> list[_Share]:
@@ -304,17 +311,23 @@ def _call_shares(trace: Any) -> list[_Share]:
     ``_accounting.counted`` decides, as it did when the stored trace totals were summed.
     """
     shares: dict[tuple[Any, Any], _Share] = {}
+    repriced = repriced_calls(trace.info.tags)
     for item in counted(trace.data.spans):
         key = (item.model, item.provider)
         share = shares.setdefault(key, _Share(model=key[0], provider=key[1]))
-        if item.cost is not None:
-            share.cost = (share.cost or Decimal(0)) + item.cost["total_cost"]
+        cost = item.cost["total_cost"] if item.cost is not None else None
+        unpriced = item.unpriced
+        if (new := repriced.get(item.span.span_id)) is not None:
+            cost, unpriced = new, False
+            share.repriced_calls += 1
+        if cost is not None:
+            share.cost = (share.cost or Decimal(0)) + cost
         if item.usage is not None:
             share.input_tokens += item.usage.get("input_tokens", 0)
             share.output_tokens += item.usage.get("output_tokens", 0)
         if item.is_call:
             share.llm_calls += 1
-            share.unpriced_calls += int(item.unpriced)
+            share.unpriced_calls += int(unpriced)
             span = item.span
             if span.end_time_ns and span.start_time_ns:
                 share.latencies.append((span.end_time_ns - span.start_time_ns) / 1e6)
@@ -370,6 +383,7 @@ class _Group:
     cost: Decimal = Decimal(0)
     priced: bool = False
     unpriced_calls: int = 0
+    repriced_calls: int = 0
     latencies: list[float] = field(default_factory=list)
 
     def add(self, trace_id: str, share: _Share) -> None:
@@ -381,6 +395,7 @@ class _Group:
             self.cost += share.cost
             self.priced = True
         self.unpriced_calls += share.unpriced_calls
+        self.repriced_calls += share.repriced_calls
         self.latencies.extend(share.latencies)
 
     def row(self) -> dict[str, Any]:
@@ -395,7 +410,7 @@ class _Group:
         return {"requests": len(self.trace_ids), "llm_calls": self.llm_calls,
                 "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
                 "total_cost": total, "unpriced_calls": self.unpriced_calls,
-                "p50_latency_ms": p50, "p95_latency_ms": p95}
+                "repriced_calls": self.repriced_calls, "p50_latency_ms": p50, "p95_latency_ms": p95}
 
 
 def cost_report(
@@ -424,10 +439,12 @@ def cost_report(
     One row per group, most expensive first (time groupings in time order). Columns: the group
     keys, ``requests``, ``llm_calls``, ``input_tokens``, ``output_tokens``, ``total_cost`` (USD,
     summed as ``Decimal``; NaN when every call in the group is unpriced), ``unpriced_calls``,
-    ``p50_latency_ms`` and ``p95_latency_ms``. The latency is the request's end-to-end latency;
-    grouped by ``model`` or ``provider`` it is the latency of the calls to that model, and
-    ``requests`` counts the requests that called it. A request without a user or a tag falls in
-    the group ``None``. ``df.attrs`` holds the experiments and the time window read.
+    ``repriced_calls`` (calls whose cost comes from ``reprice()``, which wins over the cost
+    stored at trace time), ``p50_latency_ms`` and ``p95_latency_ms``. The latency is the
+    request's end-to-end latency; grouped by ``model`` or ``provider`` it is the latency of the
+    calls to that model, and ``requests`` counts the requests that called it. A request without
+    a user or a tag falls in the group ``None``. ``df.attrs`` holds the experiments and the time
+    window read, and ``unpriced_calls`` / ``unpriced_traces``: what the totals leave out.
 
     Raises:
         ConfigurationError: an unknown grouping or experiment, an unreadable time, ``since`` not
@@ -441,18 +458,23 @@ def cost_report(
     per_call = any(k in PER_CALL_KEYS for k in keys)
     key_functions = [_key_function(k) for k in keys]
     groups: dict[tuple[Any, ...], _Group] = {}
-    traces = 0
+    traces = unpriced_traces = unpriced_calls = 0
     for trace in _traces(source, window, filter, include_spans=per_call):
         traces += 1
         info = trace.info
-        for share in _call_shares(trace) if per_call else [_request_share(info)]:
+        shares = _call_shares(trace) if per_call else [_request_share(info)]
+        for share in shares:
             group_key = tuple(f(info, share) for f in key_functions)
             groups.setdefault(group_key, _Group()).add(info.trace_id, share)
+        if gap := sum(share.unpriced_calls for share in shares):
+            unpriced_traces += 1
+            unpriced_calls += gap
     rows = [{**dict(zip(keys, group_key)), **group.row()} for group_key, group in groups.items()]
     frame = pd.DataFrame(rows, columns=[*keys, *COLUMNS])
     frame = _sorted(frame, keys)
     frame.attrs.update(experiments=list(source.experiment_names), since=window.since,
-                       until=window.until, traces=traces, tracking_uri=source.tracking_uri)
+                       until=window.until, traces=traces, tracking_uri=source.tracking_uri,
+                       unpriced_calls=unpriced_calls, unpriced_traces=unpriced_traces)
     return frame
 
 
@@ -460,6 +482,7 @@ def _sorted(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     if frame.empty:
         return frame.astype({"requests": int, "llm_calls": int, "input_tokens": int,
                              "output_tokens": int, "total_cost": float, "unpriced_calls": int,
+                             "repriced_calls": int,
                              "p50_latency_ms": float, "p95_latency_ms": float})
     time_keys = [k for k in keys if k in TIME_KEYS]
     others = [k for k in keys if k not in TIME_KEYS]
@@ -514,17 +537,17 @@ def latency_report(
     edges = _bucket_spec(buckets)
     window = Window.of(since, until)
     source = _source(experiment, tracking_uri)
-    sizes: list[float] = []
+    sizes: list[int] = []
     latencies: list[float] = []
     for trace in _traces(source, window, filter, include_spans=False):
         info = trace.info
         latency = request_latency_ms(info)
         if measure == "prompt_chars":
             raw = info.trace_metadata.get(PROMPT_CHARS)
-            size = float(raw) if raw is not None and raw.isdigit() else None
+            size = int(raw) if raw is not None and raw.isdigit() else None
         else:
             tokens = _json(info.trace_metadata.get(TRACE_TOKEN_USAGE))
-            size = float(tokens["input_tokens"]) if "input_tokens" in tokens else None
+            size = _int(tokens["input_tokens"]) if "input_tokens" in tokens else None
         if latency is not None and size is not None:
             sizes.append(size)
             latencies.append(latency)
@@ -541,13 +564,14 @@ def latency_report(
             bins = pd.cut(x, bins=[-math.inf, *edges, math.inf], right=False)
         frame = pd.DataFrame({"size": sizes, "latency": latencies, "bin": bins})
         for _, part in frame.groupby("bin", observed=True, sort=True):
-            low, high = part["size"].min(), part["size"].max()
+            low, high = int(part["size"].min()), int(part["size"].max())
             p50, p95 = np.percentile(part["latency"], [50, 95])
-            rows.append({"bucket": f"{low:g}-{high:g}", f"min_{measure}": low,
+            rows.append({"bucket": f"{low}-{high}", f"min_{measure}": low,
                          f"max_{measure}": high, "requests": len(part),
                          "mean_latency_ms": float(part["latency"].mean()),
                          "p50_latency_ms": float(p50), "p95_latency_ms": float(p95)})
-    result = pd.DataFrame(rows, columns=columns)
+    result = pd.DataFrame(rows, columns=columns).astype(
+        {f"min_{measure}": int, f"max_{measure}": int, "requests": int})
     result.attrs.update(correlation=pearson(sizes, latencies), measure=measure,
                         requests=len(sizes), experiments=list(source.experiment_names),
                         since=window.since, until=window.until)
@@ -579,20 +603,6 @@ def pearson(xs: Sequence[float], ys: Sequence[float]) -> float:
 
 # ---------------------------------------------------------------------------------------------
 # Charts
-
-
-def format_money(value: float | None) -> str:
-    """USD for people: cents above a dollar, more digits for the fractions of a cent LLMs cost."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if value == 0:
-        return "$0"
-    if abs(value) >= 1:
-        return f"${value:,.2f}"
-    if abs(value) >= 0.01:
-        digits = f"{value:.4f}".rstrip("0")
-        return "$" + digits + "0" * max(0, 2 - len(digits.split(".")[1]))
-    return f"${value:.6f}"
 
 
 _MAX_SERIES = 8

@@ -155,6 +155,7 @@ def main_ui(args: argparse.Namespace | Sequence[str] | None = None,
         args = add_ui_arguments(parser).parse_args(args)
     try:
         tracking_uri, _ = _config.resolve_tracking_uri(getattr(args, "tracking_uri", None))
+        tracking_uri = _config.require_store(tracking_uri)  # never serve a new, empty store
         process, ui_root, experiment_id = _serve(tracking_uri, getattr(args, "port", None),
                                                  getattr(args, "experiment", None), 120.0)
         url = ui_url(ui_root, experiment_id)

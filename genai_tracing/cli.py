@@ -5,6 +5,8 @@
     genai-tracing chart --by day --stack model --since 30d --out cost.png
     genai-tracing latency --since 7d --out latency.png
     genai-tracing price gpt-4o-mini
+    genai-tracing reprice --since 30d --prices prices.toml [--apply]
+    genai-tracing prices [update]
 
 Exit codes, for scripts: 0 success; 1 nothing to report (no trace matched, or no price is known
 for the model); 2 a usage or configuration error (unknown option, experiment or store, unreadable
@@ -17,10 +19,10 @@ import argparse
 import json
 import math
 import sys
-from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
 
 from ._errors import ConfigurationError
+from ._money import plain as _plain
 
 EXIT_OK = 0
 EXIT_NO_DATA = 1
@@ -56,6 +58,101 @@ def _report(args: argparse.Namespace, out: TextIO) -> int:
         traces = frame.attrs.get("traces", 0)
         out.write(f"\n\ntotal {format_money(float(total))} over {traces} "
                   f"request{'' if traces == 1 else 's'}\n")
+        out.write(unpriced_footer(frame))
+    return EXIT_OK
+
+
+def unpriced_footer(frame: Any) -> str:
+    """The line under a report table that says what its totals leave out ('' when nothing)."""
+    calls, traces = frame.attrs.get("unpriced_calls", 0), frame.attrs.get("unpriced_traces", 0)
+    if not calls:
+        return ""
+    them = "it" if calls == 1 else "them"
+    return (f"{calls} call{'' if calls == 1 else 's'} unpriced in {traces} "
+            f"trace{'' if traces == 1 else 's'}: the totals leave {them} out. Add the prices to "
+            "your price file (genai-tracing price MODEL shows what applies; genai-tracing prices "
+            "lists the catalogs), then run genai-tracing reprice.\n")
+
+
+def _reprice(args: argparse.Namespace, out: TextIO) -> int:
+    from ._money import format_money
+    from ._reprice import reprice
+
+    result = reprice(since=args.since, until=args.until, models=args.model,
+                     only_unpriced=not args.all, dry_run=not args.apply, prices=args.prices,
+                     experiment=args.experiment, filter=args.filter,
+                     tracking_uri=args.tracking_uri)
+    if not result.traces_read:
+        names = ", ".join(repr(n) for n in result.experiments)
+        raise _NoData(f"no traces in experiment {names} for that window")
+    if args.format == "json":
+        json.dump({"applied": result.applied, "traces_read": result.traces_read,
+                   "traces_changed": result.traces_changed,
+                   "difference": _plain(result.difference),
+                   "still_unpriced_calls": result.still_unpriced,
+                   "calls": [{"trace_id": c.trace_id, "span_id": c.span_id, "model": c.model,
+                              "old_cost": None if c.old_cost is None else _plain(c.old_cost),
+                              "new_cost": _plain(c.new_cost), "source": c.source}
+                             for c in result.calls]}, out, indent=2)
+        out.write("\n")
+        return EXIT_OK
+    if result.calls:
+        width = max(len(c.trace_id) for c in result.calls)
+        model_width = max(5, *(len(str(c.model)) for c in result.calls))
+        out.write(f"{'trace':{width}}  {'model':{model_width}}  {'old':>10}  {'new':>10}  "
+                  "source\n")
+        for c in result.calls:
+            out.write(f"{c.trace_id:{width}}  {str(c.model):{model_width}}  "
+                      f"{format_money(c.old_cost):>10}  {format_money(c.new_cost):>10}  "
+                      f"{c.source}\n")
+        out.write("\n")
+    calls, traces = len(result.calls), result.traces_changed
+    what = (f"{calls} call{'' if calls == 1 else 's'} in {traces} trace"
+            f"{'' if traces == 1 else 's'}")
+    difference = format_money(result.difference, signed=True)
+    if not calls:
+        out.write(f"nothing to change in {result.traces_read} traces with the prices in force")
+    elif result.applied:
+        out.write(f"repriced {what}: total {difference}, recorded in the traces' tags "
+                  "(genai_tracing.repriced.*)")
+    else:
+        out.write(f"dry run: {what} would change, total {difference}. Run again with --apply "
+                  "to record it")
+    if result.still_unpriced:
+        left = result.still_unpriced
+        out.write(f"; {left} call{' still has' if left == 1 else 's still have'} no price")
+    out.write("\n")
+    return EXIT_OK
+
+
+def _prices(args: argparse.Namespace, out: TextIO) -> int:
+    from . import _catalogs
+    from ._pricing import load_price_table
+
+    if args.action == "update":
+        catalog = _catalogs.update(args.url)
+        out.write(f"fetched {catalog.models:,} entries of LiteLLM's price map into "
+                  f"{catalog.where}; later runs price from it ahead of the bundled map\n")
+        return EXIT_OK
+    limit = _catalogs.max_age_days()
+    out.write("Prices are looked up in this order:\n")
+    table, label, source = load_price_table(args.prices)
+    if label is not None:
+        models = len(table.by_name) + len(table.patterns)
+        out.write(f"  your price file    {label} ({source}), {models} entries\n")
+    else:
+        out.write("  your price file    none (--prices or GENAI_TRACING_PRICES)\n")
+    for catalog in _catalogs.catalogs():
+        age = catalog.age_days()
+        when = "" if catalog.as_of is None else (
+            f", {catalog.as_of_kind} {catalog.as_of:%Y-%m-%d %H:%M} UTC ({age:.0f} days ago"
+            f"{'; older than ' + format(limit, 'g') + ' days' if age > limit else ''})")
+        count = "" if catalog.models is None else f", {catalog.models:,} entries"
+        out.write(f"  {catalog.name:18} {catalog.where}{count}{when}\n")
+    out.write(f"Run `{_catalogs.UPDATE_COMMAND}` to fetch LiteLLM's current map (the only "
+              f"command that uses the network; {_catalogs.ENV_PRICES_URL} sets the URL, "
+              f"{_catalogs.ENV_CACHE_DIR} the folder). A map older than {limit:g} days "
+              f"({_catalogs.ENV_MAX_AGE}) gets a warning.\n")
     return EXIT_OK
 
 
@@ -66,7 +163,9 @@ def _chart(args: argparse.Namespace, out: TextIO) -> int:
     if frame.empty:
         raise _NoData(f"no traces in {describe_source(frame)}; no chart written")
     figure.savefig(args.out, dpi=110, bbox_inches="tight")
-    stack = frame.columns[1] if len(frame.columns) > 9 else None
+    from ._reports import COLUMNS
+
+    stack = frame.columns[1] if len(frame.columns) > len(COLUMNS) + 1 else None
     out.write(f"wrote {args.out}: cost by {args.by}{f' stacked by {stack}' if stack else ''}, "
               f"{describe_source(frame)}\n")
     return EXIT_OK
@@ -146,12 +245,14 @@ def _price(args: argparse.Namespace, out: TextIO) -> int:
         json.dump({"model": args.model, "provider": args.provider, "source": estimate.source,
                    "price": price, "example": {
                        "input_tokens": args.input_tokens, "output_tokens": args.output_tokens,
-                       "total_cost": str(estimate.total_cost)}}, out, indent=2)
+                       "total_cost": None if estimate.total_cost is None
+                       else _plain(estimate.total_cost)}}, out, indent=2)
         out.write("\n")
         return EXIT_OK
     source = estimate.source or "?"
     where = {"user": f"your price file {price.get('origin', '')}".rstrip(),
-             "litellm": "LiteLLM's bundled price map",
+             "litellm": f"LiteLLM's price map fetched into {price['origin']}"
+             if price.get("origin") else "LiteLLM's bundled price map",
              "genai-prices": "the genai-prices package",
              "genai_tracing": "genai_tracing's built-in per-image prices",
              "provider": "the cost the provider reports"}.get(source, source)
@@ -167,17 +268,13 @@ def _price(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"  valid from {price['valid_from']}\n")
     if estimate.fallbacks:
         out.write(f"  fallbacks: {', '.join(estimate.fallbacks)}\n")
-    out.write(f"  {args.input_tokens:,} input + {args.output_tokens:,} output tokens cost "
-              f"${_plain(str(estimate.total_cost))}\n")
+    if estimate.total_cost is None:
+        out.write(f"  {args.input_tokens:,} input + {args.output_tokens:,} output tokens: no "
+                  f"cost ({estimate.unpriced_reason})\n")
+    else:
+        out.write(f"  {args.input_tokens:,} input + {args.output_tokens:,} output tokens cost "
+                  f"${_plain(estimate.total_cost)}\n")
     return EXIT_OK
-
-
-def _plain(value: Any) -> str:
-    """A Decimal string without trailing zeros or exponent: '0.15000000' -> '0.15'."""
-    from decimal import Decimal
-
-    number = Decimal(str(value)).normalize()
-    return f"{number:f}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,6 +351,33 @@ def build_parser() -> argparse.ArgumentParser:
     price.add_argument("--format", choices=("table", "json"), default="table")
     price.set_defaults(run=_price)
 
+    prices = commands.add_parser(
+        "prices", help="the price catalogs in use, their versions and age; 'prices update' "
+        "fetches LiteLLM's current map", description="Without an action: which catalogs price "
+        "calls, in order, with versions and ages. 'update' fetches LiteLLM's current price map "
+        "into a local cache that later runs use ahead of the bundled copy (the only command "
+        "that uses the network).")
+    prices.add_argument("action", nargs="?", choices=("update",))
+    prices.add_argument("--url", help="where to fetch the map (default: GENAI_TRACING_PRICES_URL, "
+                        "else LiteLLM's published map)")
+    prices.add_argument("--prices", help="your price file (default: GENAI_TRACING_PRICES)")
+    prices.set_defaults(run=_prices)
+
+    reprice = commands.add_parser(
+        "reprice", help="put the prices in force now on stored traces (a dry run without --apply)",
+        description="Recompute calls' costs from their stored usage with the prices in force "
+        "now (your price file, then the catalogs; valid_from applies at each call's time) and "
+        "record them in the traces' tags. Without --apply, only lists what would change.")
+    reprice.add_argument("--apply", action="store_true", help="record the new costs")
+    reprice.add_argument("--all", action="store_true",
+                         help="also reprice calls that have a price (default: unpriced only)")
+    reprice.add_argument("--model", action="append",
+                         help="only calls to this model; repeat for several")
+    reprice.add_argument("--prices", help="your price file (default: GENAI_TRACING_PRICES)")
+    _add_source_options(reprice)
+    reprice.add_argument("--format", choices=("table", "json"), default="table")
+    reprice.set_defaults(run=_reprice, reads_store=True)
+
     from . import _ui
 
     ui = commands.add_parser("ui", help="open the MLflow UI at the experiment's traces",
@@ -266,21 +390,6 @@ def build_parser() -> argparse.ArgumentParser:
     # More subcommands register here: a parser whose set_defaults(run=...) names a function
     # (args, out) -> exit code; reads_store=True makes main() refuse a missing store.
     return parser
-
-
-def _check_store(uri: str | None) -> None:
-    """A sqlite store that does not exist is a typo, not an empty store to create."""
-    if uri is None:
-        return
-    from ._config import validate_tracking_uri
-
-    uri = validate_tracking_uri(uri, "--tracking-uri")
-    if uri.lower().startswith("sqlite:///") and ":memory:" not in uri:
-        path = Path(uri[len("sqlite:///"):].split("?", 1)[0])
-        if not path.exists():
-            raise ConfigurationError("--tracking-uri", uri, f"no store file at {path}",
-                                     "point it at an existing MLflow sqlite file, e.g. "
-                                     "sqlite:///mlflow.db (four slashes for an absolute path)")
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
@@ -302,8 +411,10 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
     run: Callable[[argparse.Namespace, TextIO], int] = args.run
     levels = _quiet_logs()
     try:
-        if getattr(args, "reads_store", False):
-            _check_store(args.tracking_uri)
+        if getattr(args, "reads_store", False) and args.tracking_uri is not None:
+            from ._config import require_store
+
+            require_store(args.tracking_uri, "--tracking-uri")
         return run(args, out)
     except ConfigurationError as e:
         err.write(f"genai-tracing {args.command}: error: {e}\n")

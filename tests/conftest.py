@@ -7,14 +7,18 @@ the same ones users get.
 from __future__ import annotations
 
 import os
+import tempfile
 from typing import Any, Iterator
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 # Tests must never reach a real provider or a shared store by accident.
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 for _var in ("GENAI_TRACING_ENABLED", "GENAI_TRACING_EXPERIMENT", "GENAI_TRACING_PROVIDERS",
-             "GENAI_TRACING_PRICES"):
+             "GENAI_TRACING_PRICES", "GENAI_TRACING_PRICES_URL",
+             "GENAI_TRACING_CATALOG_MAX_AGE_DAYS"):
     os.environ.pop(_var, None)
+# A price map fetched on this machine (genai-tracing prices update) must not change test prices.
+os.environ["GENAI_TRACING_CACHE_DIR"] = tempfile.mkdtemp(prefix="genai-tracing-cache-")
 
 import pytest
 

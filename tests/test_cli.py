@@ -128,6 +128,9 @@ def test_latency_command(fake_provider, mlflow_store, tmp_path):
     assert report["correlation"] is None       # every prompt has the same length here
     assert report["requests"] == library.attrs["requests"] == 6
     assert (tmp_path / "latency.png").read_bytes()[:8] == PNG_SIGNATURE
+    code, out, _ = run("latency", "--tracking-uri", mlflow_store.uri)
+    lengths = out.splitlines()[3].split()[1:3]              # min and max prompt length
+    assert code == 0 and lengths == ["15", "15"], out     # "Draw me a sheep": counts, no ".0"
 
 
 def test_price_says_which_price_applies_and_from_where(tmp_path):
@@ -160,7 +163,7 @@ def test_exit_codes(mlflow_store, tmp_path):
     code, _, err = run("report", "--since", "today", "--until", "yesterday", *uri)
     assert code == 2 and "is not before until" in err
     code, _, err = run("report", "--tracking-uri", f"sqlite:///{tmp_path / 'typo.db'}")
-    assert code == 2 and "no store file" in err
+    assert code == 2 and "no MLflow store at" in err
     code, _, err = run("chart", "--out", str(tmp_path / "x.png"), *uri)
     assert code == 1 and not (tmp_path / "x.png").exists()
     assert run("price", "no-such-model-anywhere")[0] == 1

@@ -375,11 +375,10 @@ def test_import_is_cheap(tmp_path):
 
 def test_public_api():
     assert sorted(genai_tracing.__all__) == sorted([
-        "Budget", "BudgetExceeded", "ConfigurationError", "CostEstimate", "TracingConfig",
-        "active_config", "attribute", "check_budget", "clear_budgets", "cost_chart",
-        "cost_report", "disable_tracing", "dropped_traces", "enable_tracing", "estimate_cost",
-        "latency_report",
-        "set_budget",
+        "Budget", "BudgetExceeded", "ConfigurationError", "CostEstimate", "RepriceResult",
+        "TracingConfig", "active_config", "attribute", "check_budget", "clear_budgets",
+        "cost_chart", "cost_report", "disable_tracing", "dropped_traces", "enable_tracing",
+        "estimate_cost", "latency_report", "reprice", "set_budget",
     ])
     for name in genai_tracing.__all__:
         assert getattr(genai_tracing, name) is not None

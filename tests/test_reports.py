@@ -148,7 +148,7 @@ def test_report_by_user_yesterday_sums_to_the_cent(fake_provider, mlflow_store):
 
     assert list(frame.columns) == ["user", "requests", "llm_calls", "input_tokens",
                                    "output_tokens", "total_cost", "unpriced_calls",
-                                   "p50_latency_ms", "p95_latency_ms"]
+                                   "repriced_calls", "p50_latency_ms", "p95_latency_ms"]
     by_user = rows(frame, "user")
     assert set(by_user) == {"ana", "bob", None}
     ana = by_user["ana"]
@@ -348,6 +348,7 @@ def test_latency_report_buckets_and_correlation(fake_provider, mlflow_store):
     edges = genai_tracing.latency_report(buckets=[250])
     assert edges["requests"].tolist() == [2, 4]
     assert edges["max_prompt_chars"].tolist() == [200, 600]
+    assert str(edges["max_prompt_chars"].dtype) == "int64"      # lengths print as 600, not 600.0
     by_tokens = genai_tracing.latency_report(measure="input_tokens")
     assert math.isnan(by_tokens.attrs["correlation"])     # every request read 200,000 tokens
 

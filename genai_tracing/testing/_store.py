@@ -14,6 +14,12 @@ if TYPE_CHECKING:
     from mlflow.entities import Trace
 
 _MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
+# FIXME(mlflow private): MLflow gives a sqlite store opened by the client the artifact root
+# "./mlruns" (relative to the working directory) unless this variable names one; experiments
+# created meanwhile keep their artifacts (trace data) under it. Public alternative: none short of
+# creating every experiment with artifact_location=. See
+# mlflow/tracking/_tracking_service/utils.py::_get_sqlalchemy_store.
+_ARTIFACT_ROOT_ENV = "_MLFLOW_SERVER_ARTIFACT_ROOT"
 _template_lock = threading.Lock()
 _template: Path | None = None
 
@@ -74,7 +80,10 @@ class TemporaryStore:
         self._previous_experiment = chosen_experiment_id()
         # mlflow.set_experiment() also exports the choice to the environment (for subprocesses);
         # an experiment id from another store must not leak into this one.
-        self._previous_env = {k: os.environ.pop(k, None) for k in _MLFLOW_ENV}
+        self._previous_env = {k: os.environ.pop(k, None) for k in (*_MLFLOW_ENV,
+                                                                   _ARTIFACT_ROOT_ENV)}
+        # Artifacts (trace data) go under the store's own folder, never ./mlruns in the cwd.
+        os.environ[_ARTIFACT_ROOT_ENV] = str(self.folder / "artifacts")
         choose_experiment_id(None)
         _wake_export_queue()
         mlflow.set_tracking_uri(self.uri)

@@ -1,0 +1,36 @@
+"""A trace whose total leaves calls out says so where people look: a trace tag in the trace list.
+
+The trace's cost (``mlflow.trace.cost``) covers its priced calls only; ``genai_tracing.cost.
+complete`` says so in metadata, which the trace list does not show. The tag ``cost`` does:
+``partial`` when some calls are unpriced, ``unpriced`` when none could be priced, ``repriced``
+once ``reprice()`` has put a newer total in the trace's tags.
+"""
+
+from __future__ import annotations
+
+from typing import MutableMapping
+
+COST_TAG = "cost"
+PARTIAL = "partial"
+UNPRICED = "unpriced"
+REPRICED = "repriced"
+OURS = (PARTIAL, UNPRICED, REPRICED)
+
+
+def cost_gap(calls: int, unpriced: int) -> str | None:
+    """The tag value for a trace of ``calls`` provider calls, ``unpriced`` of them unpriced."""
+    if not calls or not unpriced:
+        return None
+    return UNPRICED if unpriced >= calls else PARTIAL
+
+
+def mark_cost_gap(tags: MutableMapping[str, str], calls: int, unpriced: int) -> None:
+    """Set, update or clear the tag; a ``cost`` tag the user set (any other value) is kept."""
+    current = tags.get(COST_TAG)
+    if current is not None and current not in OURS:
+        return
+    value = cost_gap(calls, unpriced)
+    if value is None:
+        tags.pop(COST_TAG, None)
+    else:
+        tags[COST_TAG] = value
