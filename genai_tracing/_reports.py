@@ -20,7 +20,7 @@ from ._accounting import counted
 from ._errors import ConfigurationError
 from ._money import format_money  # noqa: F401 - re-exported for the CLI and examples
 from ._money import to_decimal
-from ._reprice import repriced_calls, repriced_total
+from ._repriced import repriced_calls, repriced_total
 from ._keys import (LATENCY_MS, PROMPT_CHARS, TRACE_COST,
                     TRACE_LLM_CALLS, TRACE_REPRICED_COST, TRACE_REPRICED_UNPRICED, TRACE_SESSION,
                     TRACE_TOKEN_USAGE, TRACE_UNPRICED_CALLS, TRACE_USER)
@@ -175,19 +175,10 @@ def _default_experiment(client: Any, uri: str) -> Any:
     config = active_config()
     if config is not None and config.experiment_id and config.tracking_uri == uri:
         return client.get_experiment(config.experiment_id)
-<<<<<<< HEAD
-    name, source = resolve_experiment(None, uri)
-    if name is not None and source != "default":
-        return _find_experiment(client, name, uri)  # chosen in the environment: must exist
-    if name is not None and (found := client.get_experiment_by_name(name)) is not None:
-        return found
-    from ._mlflow import current_experiment_id
-=======
     name, _ = resolve_experiment(None, uri)
     if name is not None:
         return _find_experiment(client, name, uri)
-    from mlflow.tracking.fluent import _get_experiment_id
->>>>>>> trust
+    from ._mlflow import current_experiment_id
 
     return client.get_experiment(current_experiment_id() or "0")
 

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 from ._accounting import counted
 from ._gaps import COST_TAG, OURS, PARTIAL, REPRICED, UNPRICED, cost_gap
+from ._repriced import repriced_calls
 from ._keys import (COST_SOURCE, REQUESTED_MODEL, TRACE_REPRICED_AT,
                     TRACE_REPRICED_CALLS, TRACE_REPRICED_COST, TRACE_REPRICED_SOURCE,
                     TRACE_REPRICED_UNPRICED, USAGE)
@@ -116,24 +117,6 @@ def _resolver(prices: Any) -> Any:
     if prices is not None or active_config() is None:
         return PriceResolver(load_price_table(prices)[0])
     return active_resolver()
-
-
-def repriced_calls(tags: dict[str, str]) -> dict[str, Decimal]:
-    """The per-call costs a reprice recorded on a trace, by span id."""
-    try:
-        data = json.loads(tags.get(TRACE_REPRICED_CALLS) or "{}")
-    except ValueError:
-        return {}
-    costs = {str(k): to_decimal(v) for k, v in data.items()} if isinstance(data, dict) else {}
-    return {k: v for k, v in costs.items() if v is not None}
-
-
-def repriced_total(tags: dict[str, str]) -> Decimal | None:
-    try:
-        data = json.loads(tags.get(TRACE_REPRICED_COST) or "{}")
-    except ValueError:
-        return None
-    return to_decimal(data.get("total_cost")) if isinstance(data, dict) else None
 
 
 def _reprice_trace(trace: Any, resolver: Any, wanted: set[str] | None, only_unpriced: bool
