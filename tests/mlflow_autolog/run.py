@@ -97,17 +97,28 @@ def _lay_out(work: Path, src: Path, flavors: list[str]) -> list[str]:
 
 def _run(work: Path, test_files: list[str], extra: list[str], *, swap: bool
          ) -> dict[str, tuple[str, str]]:
-    label = "with genai_tracing" if swap else "plain autolog"
-    junit = work / f"junit-{'genai' if swap else 'plain'}.xml"
-    command = [sys.executable, "-m", "pytest", *test_files, "-q", "-rN", "--tb=short",
-               f"--junitxml={junit}", "-o", "junit_family=xunit2", *extra]
-    if swap:
-        command[3:3] = ["-p", "genai_tracing_swap"]
-    env = {**os.environ, "PYTHONPATH": str(work)}
-    print(f"== {label}: {' '.join(command[1:])}", flush=True)
-    with open(work / f"log-{'genai' if swap else 'plain'}.txt", "w") as log:
-        subprocess.run(command, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
-    return _results(junit)
+    """One pytest process per file, so one file's broken import cannot hide the others."""
+    mode = "genai" if swap else "plain"
+    results: dict[str, tuple[str, str]] = {}
+    for test_file in test_files:
+        stem = Path(test_file).stem
+        junit = work / f"junit-{mode}-{stem}.xml"
+        command = [sys.executable, "-m", "pytest", test_file, "-q", "-rN", "--tb=short",
+                   f"--junitxml={junit}", "-o", "junit_family=xunit2", *extra]
+        if swap:
+            command[3:3] = ["-p", "genai_tracing_swap"]
+        print(f"== {'with genai_tracing' if swap else 'plain autolog'}: "
+              f"{' '.join(command[1:])}", flush=True)
+        log = work / f"log-{mode}-{stem}.txt"
+        with open(log, "w") as out:
+            subprocess.run(command, cwd=work, env={**os.environ, "PYTHONPATH": str(work)},
+                           stdout=out, stderr=subprocess.STDOUT)
+        found = _results(junit)
+        if not found:
+            tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+            print(f"   no result from {test_file}: {' | '.join(tail)}", flush=True)
+        results.update(found)
+    return results
 
 
 def _results(junit: Path) -> dict[str, tuple[str, str]]:
@@ -116,7 +127,10 @@ def _results(junit: Path) -> dict[str, tuple[str, str]]:
     if not junit.exists():
         return results
     for case in ET.parse(junit).iter("testcase"):
-        test_id = case.get("classname", "").replace(".", "/") + ".py::" + case.get("name", "")
+        classname, name = case.get("classname", ""), case.get("name", "")
+        # A file that fails to import is one case named after its module, with no class name.
+        test_id = f"{classname.replace('.', '/')}.py::{name}" if classname else \
+            f"{name.replace('.', '/')}.py (collection)"
         outcome, message = PASSED, ""
         for child in case:
             if child.tag in ("failure", "error", "skipped"):

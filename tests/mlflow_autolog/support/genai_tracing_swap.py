@@ -17,6 +17,12 @@ import pytest
 
 FLAVORS = ("openai", "anthropic", "gemini", "litellm")
 _inside_genai_tracing = False
+# The price MLflow's ``mock_litellm_cost`` fixture gives LiteLLM (1.0 per input token, 2.0 per
+# output token, any model), given to genai_tracing too in the tests that use that fixture, so
+# their cost assertions compare two computations from one price, not two price lists.
+MOCK_LITELLM_PRICES = {"models": {"any model (mock_litellm_cost)": {
+    "match": ".*", "input_per_million": 1_000_000, "output_per_million": 2_000_000}}}
+_prices: dict | None = None
 
 
 def _swapped(flavor: str, original: Callable[..., Any]) -> Callable[..., Any]:
@@ -34,7 +40,7 @@ def _swapped(flavor: str, original: Callable[..., Any]) -> Callable[..., Any]:
             if turns_off:
                 genai_tracing.disable_tracing()
             else:
-                genai_tracing.enable_tracing(providers=[flavor])
+                genai_tracing.enable_tracing(providers=[flavor], prices=_prices)
         finally:
             _inside_genai_tracing = False
         if turns_off:
@@ -55,6 +61,14 @@ def pytest_configure(config: pytest.Config) -> None:
         holder = getattr(mlflow, flavor, None)
         if holder is not None and holder is not module:
             holder.autolog = swapped
+
+
+@pytest.fixture(autouse=True)
+def same_price_as_mock_litellm_cost(request: pytest.FixtureRequest) -> Iterator[None]:
+    global _prices
+    _prices = MOCK_LITELLM_PRICES if "mock_litellm_cost" in request.fixturenames else None
+    yield
+    _prices = None
 
 
 @pytest.fixture(autouse=True)

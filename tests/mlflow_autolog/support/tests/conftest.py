@@ -13,6 +13,9 @@ import sys
 from unittest import mock
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network for litellm's prices
+# The tests read a trace right after the call (mlflow.get_trace(get_last_active_trace_id())):
+# it must be in the store by then, so traces are written synchronously.
+os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
 for _var in ("MLFLOW_TRACKING_URI", "GENAI_TRACING_ENABLED", "GENAI_TRACING_EXPERIMENT",
              "GENAI_TRACING_PROVIDERS", "GENAI_TRACING_PRICES"):
     os.environ.pop(_var, None)
