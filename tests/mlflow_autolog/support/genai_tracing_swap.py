@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -66,7 +67,9 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(autouse=True)
 def same_price_as_mock_litellm_cost(request: pytest.FixtureRequest) -> Iterator[None]:
     global _prices
-    _prices = MOCK_LITELLM_PRICES if "mock_litellm_cost" in request.fixturenames else None
+    own = os.environ.get("GENAI_TRACING_SWAP_OWN_PRICES") == "1"  # run.py --own-prices
+    _prices = MOCK_LITELLM_PRICES if "mock_litellm_cost" in request.fixturenames and not own \
+        else None
     yield
     _prices = None
 
