@@ -29,7 +29,8 @@ SUPPORT = HERE / "support"
 
 # MLflow's files each flavor needs, as paths inside an MLflow source tree.
 FILES = {
-    "openai": ["tests/openai/conftest.py", "tests/openai/test_openai_autolog.py"],
+    "openai": ["tests/openai/conftest.py", "tests/openai/test_openai_autolog.py",
+               "tests/openai/test_openai_responses_autolog.py"],
     "anthropic": ["tests/anthropic/test_anthropic_autolog.py"],
     "gemini": ["tests/gemini/test_gemini_autolog.py"],
     "litellm": ["tests/litellm/conftest.py", "tests/litellm/test_litellm_autolog.py"],
