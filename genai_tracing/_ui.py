@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 import webbrowser
 from pathlib import Path
-from typing import Sequence, TextIO
+from typing import Any, Iterator, Sequence, TextIO
 from urllib.parse import urlparse
 
 from . import _config
@@ -142,9 +144,9 @@ def main_ui(args: argparse.Namespace | Sequence[str] | None = None,
 
     ``args`` is the namespace of a parser set up with ``add_ui_arguments`` (missing attributes
     take their defaults), or a list of command-line arguments; messages go to ``out`` (default
-    stdout), errors to stderr. For a local store it serves the UI until Ctrl+C. Returns the exit
-    code: 0; 2 for a configuration error or a server that did not start; the server's own code
-    if it stops by itself::
+    stdout), errors to stderr. For a local store it serves the UI until Ctrl+C, SIGTERM or SIGHUP,
+    and stops the server on any of them. Returns the exit code: 0; 2 for a configuration error
+    or a server that did not start; the server's own code if it stops by itself::
 
         genai_tracing._ui.main_ui(["--tracking-uri", "sqlite:///mlflow.db", "--no-browser"])
     """
@@ -153,6 +155,44 @@ def main_ui(args: argparse.Namespace | Sequence[str] | None = None,
         parser = argparse.ArgumentParser(prog="genai-tracing ui", description=__doc__.split(
             "\n", 1)[0])
         args = add_ui_arguments(parser).parse_args(args)
+    with _stop_on_signals():
+        return _run_ui(args, out)
+
+
+class _Stopped(BaseException):
+    """SIGTERM or SIGHUP: unwinds like Ctrl+C's KeyboardInterrupt, so the server is stopped."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP (a plain ``kill``, a container stop, a closed terminal) into
+    ``_Stopped`` for the duration, so the ``finally`` that stops the server runs; without this
+    the default action kills only this process and the server, in its own session, lives on."""
+    stopping: list[int] = []
+
+    def stop(signum: int, frame: object) -> None:
+        if not stopping:  # a second signal must not cut short the stopping of the server
+            stopping.append(signum)
+            raise _Stopped(signum)
+
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():  # signal.signal's own rule
+        for name in ("SIGTERM", "SIGHUP"):
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                previous[sig] = signal.signal(sig, stop)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run_ui(args: argparse.Namespace, out: TextIO) -> int:
     try:
         tracking_uri, _ = _config.resolve_tracking_uri(getattr(args, "tracking_uri", None))
         process, ui_root, experiment_id = _serve(tracking_uri, getattr(args, "port", None),
@@ -163,6 +203,8 @@ def main_ui(args: argparse.Namespace | Sequence[str] | None = None,
         return 2
     except KeyboardInterrupt:  # while the server was starting; _serve left nothing running
         return 130
+    except _Stopped as e:  # likewise
+        return 128 + e.signum
     try:
         if process is not None:
             print(f"MLflow UI for {tracking_uri} at {ui_root}", file=out, flush=True)
@@ -180,7 +222,7 @@ def main_ui(args: argparse.Namespace | Sequence[str] | None = None,
         print(f"genai-tracing ui: mlflow server exited with code {code}:\n"
               f"{_log_tail(_logs.get(process.pid))}", file=sys.stderr, flush=True)
         return code or 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Stopped):
         return 0
     finally:
         stop_ui(process)

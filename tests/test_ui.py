@@ -161,11 +161,12 @@ class Filled:
 class UiProcess:
     """``python -m genai_tracing._ui`` (what ``genai-tracing ui`` runs), read line by line."""
 
-    def __init__(self, *args: str, cwd: Path) -> None:
+    def __init__(self, *args: str, cwd: Path,
+                 command: tuple[str, ...] = (sys.executable, "-m", "genai_tracing._ui")) -> None:
         env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
         # The server keeps artifacts in ./mlartifacts of its working directory: not the repo's.
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "genai_tracing._ui", *args], stdout=subprocess.PIPE,
+            [*command, *args], stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd)
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.output: list[str] = []
@@ -222,6 +223,54 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         time.sleep(0.5)
     else:
         raise AssertionError(f"{server_url} still answers after Ctrl+C")
+
+
+def _group_members(group: int) -> list[int]:
+    """Live processes in process group ``group`` (zombies are dead, awaiting only a reaper)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited while we looked
+        if fields[0] != "Z" and int(fields[2]) == group:
+            members.append(int(stat.parent.name))
+    return members
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists() or os.name != "posix",
+                    reason="reads processes from Linux's /proc")
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_ui_command_stops_its_server_on_sigterm_and_sighup(tmp_path: Path, sig: str) -> None:
+    """A plain ``kill`` or a closed terminal stops ``genai-tracing ui`` and its server, workers
+    included, as Ctrl+C does: the port closes and no process of the server's group is left."""
+    store = TemporaryStore.create(tmp_path / "store")
+    command = (str(Path(sys.executable).with_name("genai-tracing")), "ui")
+    ui = UiProcess("--tracking-uri", store.uri, "--no-browser", cwd=store.folder, command=command)
+    try:
+        server_url = ui.wait_for("MLflow UI for").rsplit(" at ", 1)[1]
+        ui.wait_for("Press Ctrl+C")
+        port = int(server_url.rsplit(":", 1)[1])
+        children = Path(f"/proc/{ui.process.pid}/task/{ui.process.pid}/children").read_text()
+        (server,) = [int(pid) for pid in children.split()]
+        assert os.getpgid(server) == server  # its own group: the one stop_ui signals
+        assert _group_members(server), "the server has no live process before the signal"
+        ui.process.send_signal(getattr(signal, sig))
+        code = ui.process.wait(60)
+    finally:
+        if ui.process.poll() is None:
+            ui.process.kill()
+    try:
+        assert code == 0, ui.output
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _group_members(server):
+            time.sleep(0.2)
+        assert not _group_members(server), f"server processes left after {sig}"
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    finally:
+        if _group_members(server):  # the test failed: leave no server behind
+            os.killpg(server, signal.SIGKILL)
 
 
 def _fill(fake: FakeProvider, calls: list[Call]) -> str:
