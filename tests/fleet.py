@@ -27,8 +27,10 @@ import sys
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import pytest
 
@@ -180,9 +182,12 @@ class Service:
     answers 200."""
 
     def __init__(self, command: Sequence[str], folder: Path, url: str, health: str,
-                 env: dict[str, str], name: str) -> None:
+                 env: dict[str, str], name: str, *, ready_line: str | None = None,
+                 ready_count: int = 1) -> None:
         self.command, self.folder, self.url = list(command), folder, url
         self.health_url, self.env, self.name = url + health, env, name
+        # Up only once the log holds ready_line ready_count times (e.g. one per worker).
+        self.ready_line, self.ready_count = ready_line, ready_count
         self.process: subprocess.Popen[bytes] | None = None
         folder.mkdir(parents=True, exist_ok=True)
         self.log = folder / f"{name}.log"
@@ -197,7 +202,8 @@ class Service:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited early:\n{self.log_tail()}")
-            if self.healthy():
+            if self.healthy() and (self.ready_line is None or self.log.read_text(
+                    errors="replace").count(self.ready_line) >= self.ready_count):
                 return self
             time.sleep(0.25)
         self.stop()
@@ -233,6 +239,106 @@ def mlflow_server(backend_uri: str, folder: Path, *, workers: int = 2) -> Servic
                "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     return Service(command, folder, f"http://127.0.0.1:{port}", "/health",
                    clean_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"), "mlflow-server")
+
+
+EXAMPLE_APP = Path(__file__).resolve().parents[1] / "examples" / "image_service"
+
+
+def image_service(folder: Path, env: dict[str, str], *, workers: int = 1) -> Service:
+    """examples/image_service under ``uvicorn --workers N`` on a free port, up once every worker
+    has started. Each worker answers with its own loopback fake Gemini (no key in ``env``)."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "app:app", "--app-dir", str(EXAMPLE_APP),
+               "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+               "--log-level", "info", "--no-access-log"]
+    return Service(command, folder, f"http://127.0.0.1:{port}", "/healthz", env,
+                   f"image-service-{port}", ready_line="Application startup complete.",
+                   ready_count=workers)
+
+
+def start_all(services: Sequence[Service], timeout: float = 240.0) -> None:
+    """Start services side by side (their imports overlap), stopping all if one fails."""
+    with ThreadPoolExecutor(len(services)) as pool:
+        futures = [pool.submit(service.start, timeout) for service in services]
+        errors = [f.exception() for f in futures]
+    if any(errors):
+        for service in services:
+            service.stop()
+        raise next(e for e in errors if e is not None)
+
+
+@dataclass
+class Burst:
+    """What a burst sent and got back, request by request."""
+
+    emails: list[str]
+    statuses: list[int]
+    trace_ids: list[str | None]  # from each reply: the app returns its request's trace id
+    seconds: float  # first request sent to last reply
+
+
+def burst(urls: Sequence[str], *, requests: int, users: int, threads: int,
+          timeout: float = 120.0) -> Burst:
+    """``requests`` POST /images from ``users`` users on ``threads`` threads, spread over
+    ``urls`` in turn."""
+    import httpx
+
+    emails = [f"user{i % users:02d}@example.com" for i in range(requests)]
+
+    def send(i: int) -> tuple[int, str | None]:
+        reply = http.post(f"{urls[i % len(urls)]}/images",
+                          json={"email": emails[i], "prompt": f"picture {i}"})
+        return reply.status_code, (reply.json().get("trace_id") if reply.is_success else None)
+
+    limits = httpx.Limits(max_connections=threads, max_keepalive_connections=threads)
+    with httpx.Client(timeout=timeout, limits=limits) as http, \
+            ThreadPoolExecutor(threads) as pool:
+        started = time.perf_counter()
+        results = list(pool.map(send, range(requests)))
+        seconds = time.perf_counter() - started
+    return Burst(emails, [r[0] for r in results], [r[1] for r in results], seconds)
+
+
+def stored_traces(uri: str, experiment: str) -> list[Any]:
+    """Every trace of the experiment named ``experiment`` (spans left out)."""
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    found_experiment = client.get_experiment_by_name(experiment)
+    if found_experiment is None:
+        return []
+    found: list[Any] = []
+    token = None
+    while True:
+        page = client.search_traces(locations=[found_experiment.experiment_id],
+                                    max_results=500, page_token=token, include_spans=False)
+        found.extend(page)
+        token = page.token
+        if not token:
+            return found
+
+
+# Set when a trace's own record is written. MLflow's store creates a trace as soon as its first
+# spans arrive and writes the trace's record (user, tags, genai_tracing's totals) on top later,
+# so a trace is stored whole only once one of these is there.
+FINALIZED = ("mlflow.trace.infoFinalized", "genai_tracing.cost.complete")
+
+
+def finalized(trace: Any) -> bool:
+    return any(key in trace.info.request_metadata for key in FINALIZED)
+
+
+def wait_stored(uri: str, experiment: str, expected: int, timeout: float = 120.0
+                ) -> tuple[list[Any], float]:
+    """The experiment's traces once ``expected`` are stored whole (or at ``timeout``), and the
+    seconds waited; the export is asynchronous, so traces land after the replies."""
+    started = time.perf_counter()
+    while True:
+        traces = stored_traces(uri, experiment)
+        whole = sum(1 for t in traces if finalized(t))
+        if whole >= expected or time.perf_counter() - started > timeout:
+            return traces, time.perf_counter() - started
+        time.sleep(0.5)
 
 
 @pytest.fixture(scope="session")

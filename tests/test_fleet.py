@@ -7,7 +7,9 @@ exactly once, with its own user, its tokens and the cost computed here by hand.
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import genai_tracing
 from genai_tracing.testing import FakeProvider, FakeUsage, TemporaryStore
 
 from conftest import MESSAGES, openai_client
+from fleet import burst, clean_env, image_service, start_all, stored_traces, wait_stored
 
 pytestmark = pytest.mark.fleet
 
@@ -30,28 +33,15 @@ def gpt_4o_mini_cost(input_tokens: int, output_tokens: int) -> float:
     return input_tokens * 0.15 / M + output_tokens * 0.6 / M
 
 
-def stored_traces(uri: str, experiment_id: str) -> list[Any]:
-    """Every trace of the experiment, read back through the server (spans left out)."""
-    client = mlflow.MlflowClient(uri)
-    found: list[Any] = []
-    token = None
-    while True:
-        page = client.search_traces(locations=[experiment_id], max_results=500,
-                                    page_token=token, include_spans=False)
-        found.extend(page)
-        token = page.token
-        if not token:
-            return found
-
-
 def test_traces_on_a_postgres_backed_server_are_stored_once_with_user_tokens_and_cost(
         fake_provider: FakeProvider, fleet_server: str, tmp_path: Path) -> None:
     calls = [("ana@example.com", 1_200, 300), ("bo@example.com", 700, 90),
              ("ana@example.com", 5, 1), ("cy@example.com", 100_000, 2_000)]
     made: dict[str, tuple[str, int, int]] = {}
     with TemporaryStore(folder=tmp_path, uri=fleet_server):
-        config = genai_tracing.enable_tracing(tracking_uri=fleet_server, prices=PRICES,
-                                              experiment=f"fleet-{uuid.uuid4().hex[:8]}")
+        experiment = f"fleet-{uuid.uuid4().hex[:8]}"
+        genai_tracing.enable_tracing(tracking_uri=fleet_server, prices=PRICES,
+                                     experiment=experiment)
         client = openai_client(fake_provider)
         for user, input_tokens, output_tokens in calls:
             fake_provider.usage = FakeUsage(input_tokens=input_tokens,
@@ -60,7 +50,7 @@ def test_traces_on_a_postgres_backed_server_are_stored_once_with_user_tokens_and
                 client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
             made[mlflow.get_last_active_trace_id()] = (user, input_tokens, output_tokens)
         TemporaryStore.flush()
-        traces = stored_traces(fleet_server, config.experiment_id)
+        traces = stored_traces(fleet_server, experiment)
 
     assert sorted(t.info.trace_id for t in traces) == sorted(made)  # each once, nothing else
     for trace in traces:
@@ -75,3 +65,76 @@ def test_traces_on_a_postgres_backed_server_are_stored_once_with_user_tokens_and
             gpt_4o_mini_cost(input_tokens, output_tokens), rel=1e-12)
     total = sum(t.info.cost["total_cost"] for t in traces)
     assert total == pytest.approx(sum(gpt_4o_mini_cost(i, o) for _, i, o in calls), rel=1e-12)
+
+
+# --- many writers: the FastAPI example under uvicorn workers, plus a replica ----------------
+
+# Each app worker answers with its own fake Gemini: 12 tokens in, 1290 image tokens out.
+IMAGE_PRICES = {"models": {"gemini-2.5-flash-image": {
+    "input_per_million": 0.3, "output_per_million": 2.5, "image_output_per_million": 30.0}}}
+IMAGE_COST = 12 * 0.3 / M + 1290 * 30.0 / M
+USERS, THREADS = 20, 20
+
+
+def app_env(tracking_uri: str, experiment: str, folder: Path) -> dict[str, str]:
+    prices = folder / "prices.json"
+    prices.write_text(json.dumps(IMAGE_PRICES))
+    env = clean_env(MLFLOW_TRACKING_URI=tracking_uri, GENAI_TRACING_EXPERIMENT=experiment,
+                    GENAI_TRACING_PRICES=str(prices),
+                    GENAI_TRACING_PROVIDERS="gemini")  # the app's only SDK: faster start-up
+    env.pop("GEMINI_API_KEY", None)  # the example's own fake, never the real API
+    return env
+
+
+def check_burst(tracking_uri: str, experiment: str, sent: Any) -> list[Any]:
+    """Every request answered, its trace stored exactly once with its user and exact cost."""
+    assert sent.statuses == [200] * len(sent.statuses)
+    assert None not in sent.trace_ids and len(set(sent.trace_ids)) == len(sent.trace_ids)
+    traces, _ = wait_stored(tracking_uri, experiment, len(sent.trace_ids))
+    stored = {t.info.trace_id: t for t in traces}
+    assert len(traces) == len(stored) == len(sent.trace_ids)
+    assert set(stored) == set(sent.trace_ids)
+    for email, trace_id in zip(sent.emails, sent.trace_ids):
+        info = stored[trace_id].info
+        assert info.request_metadata["mlflow.trace.user"] == email
+        assert info.tags["feature"] == "images"
+        assert info.token_usage["input_tokens"] == 12
+        assert info.token_usage["output_tokens"] == 1290
+        assert info.cost["total_cost"] == pytest.approx(IMAGE_COST, rel=1e-12)
+    return traces
+
+
+def run_fleet(tracking_uri: str, folder: Path, *, workers: int, replicas: int,
+              requests: int) -> None:
+    """examples/image_service on ``uvicorn --workers N`` plus single-worker replicas, all
+    writing to ``tracking_uri``; a burst from USERS users, checked trace by trace."""
+    experiment = f"burst-{uuid.uuid4().hex[:8]}"
+    env = app_env(tracking_uri, experiment, folder)
+    apps = [image_service(folder / "app", env, workers=workers)]
+    apps += [image_service(folder / f"replica-{r}", env, workers=1) for r in range(replicas)]
+    start_all(apps)
+    try:
+        sent = burst([app.url for app in apps], requests=requests, users=USERS,
+                     threads=THREADS)
+        traces = check_burst(tracking_uri, experiment, sent)
+    finally:
+        for app in apps:
+            app.stop()
+    # Stopping the apps wrote nothing more, and each user has exactly its share.
+    assert len(stored_traces(tracking_uri, experiment)) == requests
+    per_user = Counter(t.info.request_metadata["mlflow.trace.user"] for t in traces)
+    assert per_user == Counter(sent.emails)
+    assert set(per_user.values()) == {requests // USERS}
+
+
+def test_a_burst_on_four_uvicorn_workers_and_a_replica_stores_every_trace_once(
+        fleet_server: str, tmp_path: Path) -> None:
+    run_fleet(fleet_server, tmp_path, workers=4, replicas=1, requests=240)
+
+
+def test_several_processes_writing_one_sqlite_file_store_every_trace_once(
+        tmp_path: Path) -> None:
+    """No server: every app process writes the same sqlite file itself (MLflow's embedded store).
+    The file is created and migrated before the writers start, as a deploy step would."""
+    store = TemporaryStore.create(tmp_path / "store")
+    run_fleet(store.uri, tmp_path, workers=2, replicas=1, requests=160)
