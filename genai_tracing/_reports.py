@@ -1,9 +1,11 @@
 """``cost_report()``, ``latency_report()`` and ``cost_chart()``: who spends what, from MLflow's traces.
 
-Groupings by request (user, session, day, hour, tag) read trace metadata only, which is the fast
-path (``include_spans=False``). Groupings by model or provider read the spans, because one request
-can call several models. Both paths add up the same numbers the span processor stored, so a report
-by model sums to the same total as a report by user.
+Every grouping reads trace metadata only (``include_spans=False``): by request (user, session, day,
+hour, tag) the trace's totals, by model or provider the per-model breakdown the span processor
+writes with them (``_breakdown``). Traces written without that breakdown (before it existed, or
+with too many calls of one model for a metadata value) are read again with their spans, each
+fetched on its own. Every path adds up the numbers the span processor stored by the same rule,
+so a report by model sums to the same total as a report by user.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
-from ._accounting import counted
+from . import _breakdown
+from ._breakdown import ModelShare
 from ._errors import ConfigurationError
 from ._keys import (LATENCY_MS, PROMPT_CHARS, TRACE_COST,
                     TRACE_LLM_CALLS, TRACE_SESSION, TRACE_TOKEN_USAGE, TRACE_UNPRICED_CALLS,
@@ -39,6 +42,8 @@ _AGE_UNIT = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 # Traces per search page: metadata-only pages are cheap, pages with spans hold whole traces.
 _PAGE = 1000
 _PAGE_WITH_SPANS = 200
+# Threads fetching, one by one, the spans of traces written without a per-model breakdown.
+_FETCH_THREADS = 8
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,30 +303,48 @@ def _request_share(info: Any) -> _Share:
                   latencies=[latency] if latency is not None else [])
 
 
-def _call_shares(trace: Any) -> list[_Share]:
-    """The trace's calls, one share per (model, provider), by the span processor's own rules.
+def _call_shares(info: Any, models: list[ModelShare]) -> list[_Share]:
+    """The trace's calls, one share per (model, provider), from its breakdown or its spans.
 
-    ``_accounting.counted`` decides, as it did when the stored trace totals were summed.
+    ``_breakdown.from_spans`` summed them by the span processor's own rules, when the trace
+    ended or now from its stored spans.
     """
-    shares: dict[tuple[Any, Any], _Share] = {}
-    for item in counted(trace.data.spans):
-        key = (item.model, item.provider)
-        share = shares.setdefault(key, _Share(model=key[0], provider=key[1]))
-        if item.cost is not None:
-            share.cost = (share.cost or Decimal(0)) + item.cost["total_cost"]
-        if item.usage is not None:
-            share.input_tokens += item.usage.get("input_tokens", 0)
-            share.output_tokens += item.usage.get("output_tokens", 0)
-        if item.is_call:
-            share.llm_calls += 1
-            share.unpriced_calls += int(item.unpriced)
-            span = item.span
-            if span.end_time_ns and span.start_time_ns:
-                share.latencies.append((span.end_time_ns - span.start_time_ns) / 1e6)
-    if not shares:
+    if not models:
         # No call spans (none made, or spans not stored): the trace's own totals stand for them.
-        return [_request_share(trace.info)]
-    return list(shares.values())
+        return [_request_share(info)]
+    return [_Share(model=m.model, provider=m.provider, llm_calls=m.calls,
+                   input_tokens=m.input_tokens, output_tokens=m.output_tokens, cost=m.cost,
+                   unpriced_calls=m.unpriced_calls,
+                   latencies=[ns / 1e6 for ns in m.durations_ns]) for m in models]
+
+
+def _per_call(source: _Source, window: Window, user_filter: str | None
+              ) -> Iterator[tuple[Any, list[_Share]]]:
+    """(trace info, its per-model shares) for every matching trace: from the breakdown in its
+    metadata, else (older traces) from its spans, fetched afterwards on a few threads."""
+    without: list[str] = []
+    for trace in _traces(source, window, user_filter, include_spans=False):
+        models = _breakdown.read(trace.info.trace_metadata)
+        if models is None:
+            without.append(trace.info.trace_id)
+        else:
+            yield trace.info, _call_shares(trace.info, models)
+    if not without:
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(_FETCH_THREADS) as pool:
+        for trace in pool.map(lambda trace_id: _get_trace(source.client, trace_id), without):
+            if trace is not None:
+                yield trace.info, _call_shares(trace.info, _breakdown.from_spans(
+                    trace.data.spans))
+
+
+def _get_trace(client: Any, trace_id: str) -> Any:
+    try:
+        return client.get_trace(trace_id, display=False)  # no notebook display per trace
+    except TypeError:  # an MLflow without the option
+        return client.get_trace(trace_id)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -442,10 +465,12 @@ def cost_report(
     key_functions = [_key_function(k) for k in keys]
     groups: dict[tuple[Any, ...], _Group] = {}
     traces = 0
-    for trace in _traces(source, window, filter, include_spans=per_call):
+    shares = _per_call(source, window, filter) if per_call else (
+        (trace.info, [_request_share(trace.info)])
+        for trace in _traces(source, window, filter, include_spans=False))
+    for info, trace_shares in shares:
         traces += 1
-        info = trace.info
-        for share in _call_shares(trace) if per_call else [_request_share(info)]:
+        for share in trace_shares:
             group_key = tuple(f(info, share) for f in key_functions)
             groups.setdefault(group_key, _Group()).add(info.trace_id, share)
     rows = [{**dict(zip(keys, group_key)), **group.row()} for group_key, group in groups.items()]
