@@ -27,8 +27,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from fleet import (Postgres, burst, clean_env, image_service, mlflow_server,  # noqa: E402
-                   start_all, unavailable_reason, wait_stored)
+from fleet import (Postgres, burst, clean_env, group_cpu_seconds, image_service,  # noqa: E402
+                   mlflow_server, start_all, unavailable_reason, wait_stored)
 
 M = 1_000_000
 PRICES = {"models": {"gemini-2.5-flash-image": {
@@ -42,7 +42,16 @@ def _right(info: object, email: str) -> bool:
             and cost is not None and abs(cost - COST) <= COST * 1e-12)
 
 
-def run(store: str, uri: str, folder: Path, args: argparse.Namespace) -> None:
+def cpu(groups: dict[str, int]) -> dict[str, float]:
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return {**{name: group_cpu_seconds(pid) for name, pid in groups.items()},
+            "this script": own.ru_utime + own.ru_stime}
+
+
+def run(store: str, uri: str, folder: Path, args: argparse.Namespace,
+        groups: dict[str, int]) -> None:
     prices = folder / "prices.json"
     prices.write_text(json.dumps(PRICES))
     for requests in args.requests:
@@ -57,9 +66,14 @@ def run(store: str, uri: str, folder: Path, args: argparse.Namespace) -> None:
         start_all(apps)
         start_seconds = time.perf_counter() - started
         try:
+            watched = [*groups, "this script", "apps"]
+            before = {**cpu(groups), "apps": sum(group_cpu_seconds(a.process.pid)
+                                                 for a in apps if a.process)}
             sent = burst([a.url for a in apps], requests=requests, users=args.users,
                          threads=args.threads, timeout=300)
             traces, waited = wait_stored(uri, experiment, requests, timeout=600)
+            after = {**cpu(groups), "apps": sum(group_cpu_seconds(a.process.pid)
+                                                for a in apps if a.process)}
         finally:
             for app in apps:
                 app.stop()
@@ -78,6 +92,10 @@ def run(store: str, uri: str, folder: Path, args: argparse.Namespace) -> None:
               f"({len(by_id) / (sent.seconds + waited):.1f} traces/s sustained); "
               f"lost {lost}, duplicated {len(ids) - len(by_id)}, wrong user or cost "
               f"{len(wrong)}; errors {requests - answered}", flush=True)
+        busy = sent.seconds + waited
+        print("  CPU seconds used meanwhile (of " + f"{busy * (os.cpu_count() or 1):.0f} "
+              "on the machine): " + ", ".join(f"{name} {after[name] - before[name]:.1f}"
+                                         for name in watched), flush=True)
         for info in wrong[:3]:
             print(f"  wrong: {info.trace_id} state={info.state} cost={info.cost} "
                   f"tokens={info.token_usage} metadata={info.request_metadata}", flush=True)
@@ -98,7 +116,7 @@ def main() -> None:
         from genai_tracing.testing import TemporaryStore
 
         store = TemporaryStore.create(folder / "sqlite")  # migrated once, before the writers
-        run("sqlite", store.uri, folder, args)
+        run("sqlite", store.uri, folder, args, {})
     if args.store in ("postgres", "both"):
         reason = unavailable_reason()
         if reason is not None:
@@ -108,7 +126,9 @@ def main() -> None:
         server = mlflow_server(pg.create_database("mlflow"), folder / "server", workers=2)
         try:
             server.start()
-            run("postgres", server.url, folder, args)
+            assert server.process is not None and pg.process is not None
+            run("postgres", server.url, folder, args,
+                {"mlflow server": server.process.pid, "postgres": pg.process.pid})
         finally:
             server.stop()
             pg.stop()

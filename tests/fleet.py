@@ -163,6 +163,19 @@ class Postgres:
         return _tail(self.folder / "postgres.log", lines)
 
 
+def group_cpu_seconds(group: int) -> float:
+    """CPU seconds used so far by the live processes of process group ``group`` (Linux)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == group:
+            total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _tail(path: Path, lines: int) -> str:
     text = path.read_text(errors="replace") if path.exists() else ""
     return "\n".join(text.splitlines()[-lines:])
