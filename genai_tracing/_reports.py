@@ -3,9 +3,9 @@
 Every grouping reads trace metadata only (``include_spans=False``): by request (user, session, day,
 hour, tag) the trace's totals, by model or provider the per-model breakdown the span processor
 writes with them (``_breakdown``). Traces written without that breakdown (before it existed, or
-with too many calls of one model for a metadata value) are read again with their spans, each
-fetched on its own. Every path adds up the numbers the span processor stored by the same rule,
-so a report by model sums to the same total as a report by user.
+with too many calls of one model for a metadata value) are read again with their spans. Every
+path adds up the numbers the span processor stored by the same rule, so a report by model sums to
+the same total as a report by user.
 """
 
 from __future__ import annotations
@@ -42,7 +42,9 @@ _AGE_UNIT = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 # Traces per search page: metadata-only pages are cheap, pages with spans hold whole traces.
 _PAGE = 1000
 _PAGE_WITH_SPANS = 200
-# Threads fetching, one by one, the spans of traces written without a per-model breakdown.
+# Traces written without a per-model breakdown are read again with their spans: up to this many
+# fetched one by one on a few threads, more paged through like any search.
+_FETCH_ONE_BY_ONE = 50
 _FETCH_THREADS = 8
 
 
@@ -321,23 +323,33 @@ def _call_shares(info: Any, models: list[ModelShare]) -> list[_Share]:
 def _per_call(source: _Source, window: Window, user_filter: str | None
               ) -> Iterator[tuple[Any, list[_Share]]]:
     """(trace info, its per-model shares) for every matching trace: from the breakdown in its
-    metadata, else (older traces) from its spans, fetched afterwards on a few threads."""
-    without: list[str] = []
+    metadata, else (older traces) from its spans, read afterwards."""
+    without: dict[str, int] = {}  # trace id -> its time (ms)
     for trace in _traces(source, window, user_filter, include_spans=False):
         models = _breakdown.read(trace.info.trace_metadata)
         if models is None:
-            without.append(trace.info.trace_id)
+            without[trace.info.trace_id] = trace.info.request_time
         else:
             yield trace.info, _call_shares(trace.info, models)
     if not without:
         return
-    from concurrent.futures import ThreadPoolExecutor
+    if len(without) <= _FETCH_ONE_BY_ONE:
+        from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(_FETCH_THREADS) as pool:
-        for trace in pool.map(lambda trace_id: _get_trace(source.client, trace_id), without):
-            if trace is not None:
-                yield trace.info, _call_shares(trace.info, _breakdown.from_spans(
-                    trace.data.spans))
+        with ThreadPoolExecutor(_FETCH_THREADS) as pool:
+            found = [t for t in pool.map(lambda trace_id: _get_trace(source.client, trace_id),
+                                         without) if t is not None]
+    else:
+        # Many: page through them with their spans, over the time range they span only.
+        first, last = min(without.values()), max(without.values())
+        since = datetime.fromtimestamp(first / 1000, tz=timezone.utc)
+        until = datetime.fromtimestamp((last + 1) / 1000, tz=timezone.utc)
+        narrowed = Window(max(since, window.since) if window.since else since,
+                          min(until, window.until) if window.until else until)
+        found = (t for t in _traces(source, narrowed, user_filter, include_spans=True)
+                 if t.info.trace_id in without)
+    for trace in found:
+        yield trace.info, _call_shares(trace.info, _breakdown.from_spans(trace.data.spans))
 
 
 def _get_trace(client: Any, trace_id: str) -> Any:

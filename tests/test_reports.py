@@ -25,6 +25,7 @@ from mlflow.tracing.provider import safe_set_span_in_context
 
 import genai_tracing
 from genai_tracing import ConfigurationError
+from genai_tracing import _reports
 from genai_tracing._reports import Window, parse_time
 from genai_tracing.testing import FakeProvider, FakeUsage, TemporaryStore
 
@@ -263,7 +264,7 @@ PER_CALL_REPORTS = ["model", "provider", ["user", "model"], ["day", "provider"]]
 
 
 def test_report_by_model_reads_the_breakdown_and_equals_the_span_based_one(
-        fake_provider, mlflow_store):
+        fake_provider, mlflow_store, monkeypatch):
     fill(fake_provider, mlflow_store)
     traces = mlflow_store.traces()
     # Each trace carries its calls per model, written with its totals: ana's first request
@@ -282,13 +283,17 @@ def test_report_by_model_reads_the_breakdown_and_equals_the_span_based_one(
 
     # Half the traces without it (written by an older version): those are read from spans.
     drop_breakdowns(mlflow_store, [t.info.trace_id for t in traces[::2]])
-    mixed = [genai_tracing.cost_report(by=by) for by in PER_CALL_REPORTS]
+    mixed = [genai_tracing.cost_report(by=by) for by in PER_CALL_REPORTS]  # fetched one by one
+    monkeypatch.setattr(_reports, "_FETCH_ONE_BY_ONE", 0)  # as if there were many: paged
+    mixed_paged = [genai_tracing.cost_report(by=by) for by in PER_CALL_REPORTS]
     drop_breakdowns(mlflow_store)
     from_spans = [genai_tracing.cost_report(by=by) for by in PER_CALL_REPORTS]
 
-    for by, fast, half, slow in zip(PER_CALL_REPORTS, from_breakdown, mixed, from_spans):
+    for by, fast, half, paged, slow in zip(PER_CALL_REPORTS, from_breakdown, mixed,
+                                           mixed_paged, from_spans):
         assert fast.equals(slow), (by, fast, slow)
         assert half.equals(slow), (by, half, slow)
+        assert paged.equals(slow), (by, paged, slow)
     models = rows(from_spans[0], "model")
     assert models["claude-sonnet-4-5"]["total_cost"] == pytest.approx(2 * CLAUDE_COST, rel=1e-12)
     assert models["gpt-4o-mini"]["llm_calls"] == 4
