@@ -40,7 +40,8 @@ _TIME_FORMS = ("a datetime, an ISO date or time such as 2026-11-24 or 2026-11-24
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*(m|min|mins|minutes?|h|hours?|d|days?|w|weeks?)$")
 _AGE_UNIT = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 # Traces per search page: metadata-only pages are cheap, pages with spans hold whole traces.
-_PAGE = 1000
+# 500 is the most an mlflow server accepts (it refuses the whole search above that).
+_PAGE = 500
 _PAGE_WITH_SPANS = 200
 # Traces written without a per-model breakdown are read again with their spans: up to this many
 # fetched one by one on a few threads, more paged through like any search.

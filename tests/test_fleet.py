@@ -66,6 +66,19 @@ def test_traces_on_a_postgres_backed_server_are_stored_once_with_user_tokens_and
     total = sum(t.info.cost["total_cost"] for t in traces)
     assert total == pytest.approx(sum(gpt_4o_mini_cost(i, o) for _, i, o in calls), rel=1e-12)
 
+    # Reports read through the server: by user from the totals, by model from the breakdown.
+    by_user = genai_tracing.cost_report(by="user", tracking_uri=fleet_server,
+                                        experiment=experiment)
+    spent: dict[str, float] = {}
+    for user, input_tokens, output_tokens in calls:
+        spent[user] = spent.get(user, 0.0) + gpt_4o_mini_cost(input_tokens, output_tokens)
+    assert dict(zip(by_user["user"], by_user["total_cost"])) == pytest.approx(spent, rel=1e-12)
+    by_model = genai_tracing.cost_report(by="model", tracking_uri=fleet_server,
+                                         experiment=experiment)
+    assert by_model[["model", "requests", "llm_calls"]].values.tolist() == [
+        ["gpt-4o-mini", len(calls), len(calls)]]
+    assert by_model["total_cost"].tolist() == pytest.approx([total], rel=1e-12)
+
 
 # --- many writers: the FastAPI example under uvicorn workers, plus a replica ----------------
 
