@@ -130,8 +130,9 @@ def _copy_one(template: tuple, rng: random.Random, now_ms: int, columns: dict[st
     new_hex = uuid.uuid4().hex
     new_id = f"tr-{new_hex}"
     old_hex = old_id[3:]
-    # Within the last 30 days, less an hour so that since='30d' covers every copy.
-    shift_ms = now_ms - rng.randint(3_600_000, DAYS * 86_400_000) - old_ms
+    # Between an hour and 30 days less an hour ago, so that since='30d' still covers every copy
+    # when the reports run long after the fill (100,000 traces copied to PostgreSQL: minutes).
+    shift_ms = now_ms - rng.randint(3_600_000, DAYS * 86_400_000 - 3_600_000) - old_ms
     user, session, feature = rng.choice(USERS), rng.choice(SESSIONS), rng.choice(FEATURES)
     replacements = {"mlflow.trace.user": user, "mlflow.trace.session": session}
     for table, key in TRACE_TABLES.items():

@@ -43,6 +43,8 @@ _AGE_UNIT = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 # 500 is the most an mlflow server accepts (it refuses the whole search above that).
 _PAGE = 500
 _PAGE_WITH_SPANS = 200
+# Time slices of a report's window searched side by side on a remote server.
+_PARALLEL = 4
 # Traces written without a per-model breakdown are read again with their spans: up to this many
 # fetched one by one on a few threads, more paged through like any search.
 _FETCH_ONE_BY_ONE = 50
@@ -135,8 +137,16 @@ class Window:
         return "at any time"
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 def _ms(t: datetime) -> int:
-    return int(t.timestamp() * 1000)
+    # Integer arithmetic: t.timestamp() * 1000 can land a float's width below a whole ms.
+    return (t - _EPOCH) // timedelta(milliseconds=1)
+
+
+def _from_ms(ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=ms)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,31 +217,79 @@ def _find_experiment(client: Any, name_or_id: str, uri: str) -> Any:
 
 
 def _traces(source: _Source, window: Window, user_filter: str | None, *,
-            include_spans: bool) -> Iterator[Any]:
-    """Every matching trace, oldest first, page by page."""
-    from mlflow.exceptions import MlflowException
-
-    clauses = window.filters() + ([user_filter.strip()] if user_filter and user_filter.strip()
-                                  else [])
-    filter_string = " AND ".join(clauses) or None
+            include_spans: bool, parallel: bool = False) -> Iterator[Any]:
+    """Every matching trace, page by page: oldest first, or with ``parallel`` from a remote
+    server, time slices of the window searched side by side, in no set order."""
+    if parallel and not include_spans and _is_remote(source.tracking_uri):
+        slices = _slices(source, window, user_filter, _PARALLEL)
+        if len(slices) > 1:
+            yield from _side_by_side(source, slices, user_filter)
+            return
     token = None
     while True:
-        try:
-            page = source.client.search_traces(
-                locations=list(source.experiment_ids), filter_string=filter_string,
-                max_results=_PAGE_WITH_SPANS if include_spans else _PAGE,
-                order_by=["timestamp_ms ASC"], page_token=token, include_spans=include_spans)
-        except MlflowException as e:
-            if user_filter and "filter" in str(e).lower():
-                raise ConfigurationError(
-                    "filter", user_filter, f"MLflow cannot search with it ({e.message})",
-                    "write it in MLflow's trace search syntax, e.g. \"tags.feature = 'search'\" "
-                    "or \"request_metadata.`mlflow.trace.user` LIKE '%@acme.com'\"") from None
-            raise
+        page = _page(source, window, user_filter, token, include_spans=include_spans)
         yield from page
         token = page.token
         if not token:
             return
+
+
+def _page(source: _Source, window: Window, user_filter: str | None, token: str | None, *,
+          include_spans: bool = False, order: str = "ASC", size: int | None = None) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    clauses = window.filters() + ([user_filter.strip()] if user_filter and user_filter.strip()
+                                  else [])
+    try:
+        return source.client.search_traces(
+            locations=list(source.experiment_ids), filter_string=" AND ".join(clauses) or None,
+            max_results=size or (_PAGE_WITH_SPANS if include_spans else _PAGE),
+            order_by=[f"timestamp_ms {order}"], page_token=token, include_spans=include_spans)
+    except MlflowException as e:
+        if user_filter and "filter" in str(e).lower():
+            raise ConfigurationError(
+                "filter", user_filter, f"MLflow cannot search with it ({e.message})",
+                "write it in MLflow's trace search syntax, e.g. \"tags.feature = 'search'\" "
+                "or \"request_metadata.`mlflow.trace.user` LIKE '%@acme.com'\"") from None
+        raise
+
+
+def _is_remote(uri: str) -> bool:
+    return uri.strip().lower().startswith(("http://", "https://"))
+
+
+def _slices(source: _Source, window: Window, user_filter: str | None, parts: int
+            ) -> list[Window]:
+    """``window`` cut into up to ``parts`` equal time slices, each [since, until), between the
+    first and the last matching trace where the window is open."""
+    def edge(order: str) -> int | None:
+        page = _page(source, window, user_filter, None, order=order, size=1)
+        return page[0].info.request_time if len(page) else None
+
+    first = _ms(window.since) if window.since else edge("ASC")
+    last = _ms(window.until) - 1 if window.until else edge("DESC")
+    if first is None or last is None or last - first < parts:
+        return [window]
+    cuts = [first + (last + 1 - first) * i // parts for i in range(parts + 1)]
+    return [Window(_from_ms(a), _from_ms(b)) for a, b in zip(cuts, cuts[1:])]
+
+
+def _side_by_side(source: _Source, slices: list[Window], user_filter: str | None
+                  ) -> Iterator[Any]:
+    """The traces of each slice, one page per slice in flight at a time: the server answers
+    one while this process reads another (the pages are offset-based, so shorter too)."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    with ThreadPoolExecutor(len(slices)) as pool:
+        pending = {pool.submit(_page, source, w, user_filter, None): w for w in slices}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                window = pending.pop(future)
+                page = future.result()
+                if page.token:
+                    pending[pool.submit(_page, source, window, user_filter, page.token)] = window
+                yield from page
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,7 +384,7 @@ def _per_call(source: _Source, window: Window, user_filter: str | None
     """(trace info, its per-model shares) for every matching trace: from the breakdown in its
     metadata, else (older traces) from its spans, read afterwards."""
     without: dict[str, int] = {}  # trace id -> its time (ms)
-    for trace in _traces(source, window, user_filter, include_spans=False):
+    for trace in _traces(source, window, user_filter, include_spans=False, parallel=True):
         models = _breakdown.read(trace.info.trace_metadata)
         if models is None:
             without[trace.info.trace_id] = trace.info.request_time
@@ -343,8 +401,7 @@ def _per_call(source: _Source, window: Window, user_filter: str | None
     else:
         # Many: page through them with their spans, over the time range they span only.
         first, last = min(without.values()), max(without.values())
-        since = datetime.fromtimestamp(first / 1000, tz=timezone.utc)
-        until = datetime.fromtimestamp((last + 1) / 1000, tz=timezone.utc)
+        since, until = _from_ms(first), _from_ms(last + 1)
         narrowed = Window(max(since, window.since) if window.since else since,
                           min(until, window.until) if window.until else until)
         found = (t for t in _traces(source, narrowed, user_filter, include_spans=True)
@@ -480,7 +537,7 @@ def cost_report(
     traces = 0
     shares = _per_call(source, window, filter) if per_call else (
         (trace.info, [_request_share(trace.info)])
-        for trace in _traces(source, window, filter, include_spans=False))
+        for trace in _traces(source, window, filter, include_spans=False, parallel=True))
     for info, trace_shares in shares:
         traces += 1
         for share in trace_shares:

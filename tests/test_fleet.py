@@ -17,6 +17,7 @@ import mlflow
 import pytest
 
 import genai_tracing
+from genai_tracing import _reports
 from genai_tracing.testing import FakeProvider, FakeUsage, TemporaryStore
 
 from conftest import MESSAGES, openai_client
@@ -34,7 +35,8 @@ def gpt_4o_mini_cost(input_tokens: int, output_tokens: int) -> float:
 
 
 def test_traces_on_a_postgres_backed_server_are_stored_once_with_user_tokens_and_cost(
-        fake_provider: FakeProvider, fleet_server: str, tmp_path: Path) -> None:
+        fake_provider: FakeProvider, fleet_server: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     calls = [("ana@example.com", 1_200, 300), ("bo@example.com", 700, 90),
              ("ana@example.com", 5, 1), ("cy@example.com", 100_000, 2_000)]
     made: dict[str, tuple[str, int, int]] = {}
@@ -78,6 +80,12 @@ def test_traces_on_a_postgres_backed_server_are_stored_once_with_user_tokens_and
     assert by_model[["model", "requests", "llm_calls"]].values.tolist() == [
         ["gpt-4o-mini", len(calls), len(calls)]]
     assert by_model["total_cost"].tolist() == pytest.approx([total], rel=1e-12)
+    # Through a server the window is searched in time slices side by side; one slice (a plain
+    # search, oldest first) gives the very same reports.
+    monkeypatch.setattr(_reports, "_PARALLEL", 1)
+    for parallel, by in ((by_user, "user"), (by_model, "model")):
+        assert parallel.equals(genai_tracing.cost_report(by=by, tracking_uri=fleet_server,
+                                                         experiment=experiment))
 
 
 # --- many writers: the FastAPI example under uvicorn workers, plus a replica ----------------
@@ -138,6 +146,12 @@ def run_fleet(tracking_uri: str, folder: Path, *, workers: int, replicas: int,
     per_user = Counter(t.info.request_metadata["mlflow.trace.user"] for t in traces)
     assert per_user == Counter(sent.emails)
     assert set(per_user.values()) == {requests // USERS}
+    # The report by user agrees, read through the store the fleet wrote to.
+    report = genai_tracing.cost_report(by="user", tracking_uri=tracking_uri,
+                                       experiment=experiment)
+    assert dict(zip(report["user"], report["requests"])) == dict(per_user)
+    assert report["total_cost"].tolist() == pytest.approx(
+        [requests // USERS * IMAGE_COST] * USERS, rel=1e-12)
 
 
 def test_a_burst_on_four_uvicorn_workers_and_a_replica_stores_every_trace_once(
