@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -112,6 +113,13 @@ def main() -> None:
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPUs", flush=True)
     folder = Path(tempfile.mkdtemp(prefix="genai-tracing-fleet-bench-"))
+    try:
+        run_stores(folder, args)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_stores(folder: Path, args: argparse.Namespace) -> None:
     if args.store in ("sqlite", "both"):
         from genai_tracing.testing import TemporaryStore
 
