@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -228,7 +229,8 @@ SERVER_MODES = {"sdk": "SDK alone", "up": "genai_tracing, server up",
 def server_rows(calls: int, rounds: int) -> dict[str, list[float]]:
     """Per-call ms for each mode, from fresh processes against a real mlflow server and a
     closed port."""
-    from genai_tracing import _ui
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+    from fleet import mlflow_server  # a server kept in its own folder, artifacts included
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -239,7 +241,8 @@ def server_rows(calls: int, rounds: int) -> dict[str, list[float]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "GENAI_"))}
     with tempfile.TemporaryDirectory() as folder:
         store = TemporaryStore.create(folder)
-        process, url = _ui._start_server(store.uri, None, 180.0)
+        server = mlflow_server(store.uri, Path(folder), workers=1).start()
+        url = server.url
         try:
             modes = list(SERVER_MODES)
             for round_number in range(rounds):
@@ -251,7 +254,7 @@ def server_rows(calls: int, rounds: int) -> dict[str, list[float]]:
                                          check=True, timeout=600, env=env)
                     results[mode] += json.loads(out.stdout.strip().splitlines()[-1])
         finally:
-            _ui.stop_ui(process)
+            server.stop()
     return results
 
 
