@@ -1,6 +1,7 @@
 """Per-call overhead: the real OpenAI SDK alone, with plain MLflow autolog, with genai_tracing.
 
     python benchmarks/overhead.py [--calls 2000] [--rounds 4] [--threads 1 8]
+                                  [--server-calls 500] [--server-rounds 2]
 
 One process, one loopback fake, a sqlite store per configuration. The configurations take turns
 in blocks (their order rotating every round) so machine noise hits them alike; each block starts
@@ -10,16 +11,26 @@ itself is timed: genai_tracing's cached resolver against LiteLLM's, genai-prices
 
 LiteLLM is imported up front, so plain MLflow's export thread cannot hit the half-imported httpx
 race during the run (see tests/test_faults.py).
+
+Last, a call's cost against a tracking server, up or down: fresh processes (their order rotating
+every round) time ``--server-calls`` calls each with the SDK alone, with genai_tracing exporting to
+a real ``mlflow server`` on loopback, and with genai_tracing pointed at a closed port from the
+start (the server down: traces cannot be written, the experiment cannot be set).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -179,12 +190,83 @@ def price_lookups() -> list[tuple[str, float]]:
     return rows
 
 
+SERVER_CHILD = """
+import json, os, statistics, sys, time
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+import litellm  # noqa: F401
+import openai
+import genai_tracing
+from genai_tracing.testing import FakeProvider, FakeUsage
+
+mode, uri, calls = sys.argv[1], sys.argv[2], int(sys.argv[3])
+fake = FakeProvider(usage=FakeUsage(input_tokens=1000, output_tokens=200)).start()
+client = openai.OpenAI(base_url=fake.openai_base_url, api_key="test", max_retries=0)
+if mode != "sdk":
+    genai_tracing.enable_tracing(tracking_uri=uri, experiment="bench", providers=["openai"])
+
+def call(number):
+    if mode == "sdk":
+        return client.chat.completions.create(model="gpt-4o-mini",
+                                              messages=[{"role": "user", "content": "hi"}])
+    with genai_tracing.attribute(user=f"user-{number % 50}", feature="bench"):
+        return client.chat.completions.create(model="gpt-4o-mini",
+                                              messages=[{"role": "user", "content": "hi"}])
+
+for number in range(50):
+    call(number)
+ms = []
+for number in range(calls):
+    started = time.perf_counter()
+    call(number)
+    ms.append((time.perf_counter() - started) * 1000)
+print(json.dumps(ms), flush=True)
+os._exit(0)  # now: the exit flush would wait for a server that is down
+"""
+SERVER_MODES = {"sdk": "SDK alone", "up": "genai_tracing, server up",
+                "down": "genai_tracing, server down"}
+
+
+def server_rows(calls: int, rounds: int) -> dict[str, list[float]]:
+    """Per-call ms for each mode, from fresh processes against a real mlflow server and a
+    closed port."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+    from fleet import mlflow_server  # a server kept in its own folder, artifacts included
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    results: dict[str, list[float]] = {mode: [] for mode in SERVER_MODES}
+    # Not this process's MLflow settings: mlflow.set_experiment() above exported an experiment
+    # name, and with the server down MLflow would look it up over HTTP at every trace start.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "GENAI_"))}
+    with tempfile.TemporaryDirectory() as folder:
+        store = TemporaryStore.create(folder)
+        server = mlflow_server(store.uri, Path(folder), workers=1).start()
+        url = server.url
+        try:
+            modes = list(SERVER_MODES)
+            for round_number in range(rounds):
+                shift = round_number % len(modes)
+                for mode in modes[shift:] + modes[:shift]:
+                    uri = {"sdk": "", "up": url, "down": closed}[mode]
+                    out = subprocess.run([sys.executable, "-c", SERVER_CHILD, mode, uri,
+                                          str(calls)], capture_output=True, text=True,
+                                         check=True, timeout=600, env=env)
+                    results[mode] += json.loads(out.stdout.strip().splitlines()[-1])
+        finally:
+            server.stop()
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000, help="timed calls per configuration "
                         "and thread count, split over the rounds")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--server-calls", type=int, default=500,
+                        help="timed calls per process in the server up / down rows (0: skip)")
+    parser.add_argument("--server-rounds", type=int, default=2)
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -232,6 +314,18 @@ def main() -> None:
     print(f"{'price lookup':62} {'us/call':>8}")
     for name, us in price_lookups():
         print(f"{name:62} {us:8.1f}")
+    if args.server_calls:
+        rows = server_rows(args.server_calls, args.server_rounds)
+        print()
+        print(f"Per call against a tracking server, 1 thread, fresh processes; "
+              f"{args.server_rounds} rounds of {args.server_calls} timed calls per row.")
+        print(f"{'configuration':28} {'median ms':>9} {'p99 ms':>8} {'+ms over SDK':>12}")
+        sdk = statistics.median(rows["sdk"])
+        for mode, name in SERVER_MODES.items():
+            ordered = sorted(rows[mode])
+            median = statistics.median(ordered)
+            p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+            print(f"{name:28} {median:9.2f} {p99:8.2f} {median - sdk:12.2f}")
     print(f"({time.perf_counter() - started:.0f} s in all)")
 
 

@@ -1,6 +1,7 @@
 """How long ``cost_report()`` and ``latency_report()`` take on a store of 10,000 traces.
 
     python benchmarks/report.py [--traces 10000] [--templates 60] [--repeat 3] [--keep DIR]
+                                [--without-breakdown]
 
 MLflow's exporter writes about 30 traces a second to sqlite, so filling the store through it would
 take minutes. The script therefore traces ``--templates`` requests for real: MLflow's tracer, with
@@ -10,7 +11,9 @@ transaction, into ``--traces`` requests spread over 30 days, 200 users, 40 sessi
 features, each with its own trace id and times. Every stored trace thus looks like one the library
 wrote itself. A check compares the report's total with the sum of the copies' costs.
 
-Prints the fill time and, for each report, the median of ``--repeat`` runs.
+Prints the fill time and, for each report, the median of ``--repeat`` runs. Reports by model
+read the per-model breakdown each trace carries; ``--without-breakdown`` deletes it first, to
+time the fallback that reads the spans of traces written before it existed.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 DAYS = 30
 USERS = [f"user{i:03d}@example.com" for i in range(200)]
@@ -96,52 +100,104 @@ def copy_traces(db: Path, total: int, rng: random.Random) -> Decimal:
         templates.append((trace_id, info["timestamp_ms"], rows, Decimal(str(cost or 0))))
     now_ms = int(time.time() * 1000)
     spent = Decimal(0)
-    inserts: dict[str, list[tuple]] = {table: [] for table in TRACE_TABLES}
-    for _ in range(total):
-        old_id, old_ms, rows, cost = rng.choice(templates)
-        new_hex = uuid.uuid4().hex
-        new_id = f"tr-{new_hex}"
-        old_hex = old_id[3:]
-        # Within the last 30 days, less an hour so that since='30d' covers every copy.
-        shift_ms = now_ms - rng.randint(3_600_000, DAYS * 86_400_000) - old_ms
-        user, session, feature = rng.choice(USERS), rng.choice(SESSIONS), rng.choice(FEATURES)
-        replacements = {"mlflow.trace.user": user, "mlflow.trace.session": session}
-        spent += cost
-        for table, key in TRACE_TABLES.items():
-            for row in rows[table]:
-                row = dict(row)
-                row[key] = new_id
-                if table == "trace_info":
-                    row["timestamp_ms"] += shift_ms
-                    if "session_id" in row:
-                        row["session_id"] = session
-                elif table == "trace_request_metadata" and row["key"] in replacements:
-                    row["value"] = replacements[row["key"]]
-                elif table == "trace_tags" and row["key"] == "feature":
-                    row["value"] = feature
-                elif table == "spans":
-                    row["start_time_unix_nano"] += shift_ms * 1_000_000
-                    if row["end_time_unix_nano"] is not None:
-                        row["end_time_unix_nano"] += shift_ms * 1_000_000
-                    content = json.loads(row["content"].replace(old_hex, new_hex))
-                    for field in ("start_time_unix_nano", "end_time_unix_nano"):
-                        if isinstance(content.get(field), int):
-                            content[field] += shift_ms * 1_000_000
-                    row["content"] = json.dumps(content)
-                inserts[table].append(tuple(row[c] for c in columns[table]))
+    order = ("trace_info", "trace_tags", "trace_request_metadata", "trace_metrics", "spans",
+             "span_metrics")
     with connection:
         for table in TRACE_TABLES:
             for trace_id, *_ in templates:
                 connection.execute(f"DELETE FROM {table} WHERE {TRACE_TABLES[table]} = ?",
                                    (trace_id,))
-        for table in ("trace_info", "trace_tags", "trace_request_metadata", "trace_metrics",
-                      "spans", "span_metrics"):
-            names = columns[table]
-            connection.executemany(
-                f"INSERT INTO {table} ({', '.join(names)}) VALUES "
-                f"({', '.join('?' for _ in names)})", inserts[table])
+    for first in range(0, total, _BATCH):  # in batches, so 100,000 traces need little memory
+        inserts: dict[str, list[tuple]] = {table: [] for table in TRACE_TABLES}
+        for _ in range(min(_BATCH, total - first)):
+            spent += _copy_one(rng.choice(templates), rng, now_ms, columns, inserts)
+        with connection:
+            for table in order:
+                names = columns[table]
+                connection.executemany(
+                    f"INSERT INTO {table} ({', '.join(names)}) VALUES "
+                    f"({', '.join('?' for _ in names)})", inserts[table])
     connection.close()
     return spent
+
+
+_BATCH = 10_000
+
+
+def _copy_one(template: tuple, rng: random.Random, now_ms: int, columns: dict[str, list[str]],
+              inserts: dict[str, list[tuple]]) -> Decimal:
+    old_id, old_ms, rows, cost = template
+    new_hex = uuid.uuid4().hex
+    new_id = f"tr-{new_hex}"
+    old_hex = old_id[3:]
+    # Between an hour and 30 days less an hour ago, so that since='30d' still covers every copy
+    # when the reports run long after the fill (100,000 traces copied to PostgreSQL: minutes).
+    shift_ms = now_ms - rng.randint(3_600_000, DAYS * 86_400_000 - 3_600_000) - old_ms
+    user, session, feature = rng.choice(USERS), rng.choice(SESSIONS), rng.choice(FEATURES)
+    replacements = {"mlflow.trace.user": user, "mlflow.trace.session": session}
+    for table, key in TRACE_TABLES.items():
+        for row in rows[table]:
+            row = dict(row)
+            row[key] = new_id
+            if table == "trace_info":
+                row["timestamp_ms"] += shift_ms
+                if "session_id" in row:
+                    row["session_id"] = session
+            elif table == "trace_request_metadata" and row["key"] in replacements:
+                row["value"] = replacements[row["key"]]
+            elif table == "trace_tags" and row["key"] == "feature":
+                row["value"] = feature
+            elif table == "spans":
+                row["start_time_unix_nano"] += shift_ms * 1_000_000
+                if row["end_time_unix_nano"] is not None:
+                    row["end_time_unix_nano"] += shift_ms * 1_000_000
+                content = json.loads(row["content"].replace(old_hex, new_hex))
+                for field in ("start_time_unix_nano", "end_time_unix_nano"):
+                    if isinstance(content.get(field), int):
+                        content[field] += shift_ms * 1_000_000
+                row["content"] = json.dumps(content)
+            inserts[table].append(tuple(row[c] for c in columns[table]))
+    return cost
+
+
+def to_postgres(db: Path, url: str, experiment_id: str) -> None:
+    """Copy the sqlite store's trace rows into a PostgreSQL store MLflow has set up, into the
+    experiment ``experiment_id`` there."""
+    import psycopg2
+    from psycopg2.extras import execute_values
+    from sqlalchemy.engine import make_url
+
+    where = make_url(url)
+    target = psycopg2.connect(host=where.host, port=where.port, user=where.username,
+                              dbname=where.database)
+    source = sqlite3.connect(db)
+    order = ("trace_info", "trace_tags", "trace_request_metadata", "trace_metrics", "spans",
+             "span_metrics")
+    with target, target.cursor() as cursor:
+        for table in order:
+            cursor.execute("SELECT column_name FROM information_schema.columns WHERE "
+                           "table_name = %s AND is_generated = 'NEVER'", (table,))
+            theirs = {row[0] for row in cursor.fetchall()}
+            names = [row[1] for row in source.execute(f"PRAGMA table_xinfo({table})")
+                     if row[6] == 0 and row[1] in theirs]
+            rows = source.execute(f"SELECT {', '.join(names)} FROM {table}")
+            experiment = names.index("experiment_id") if "experiment_id" in names else None
+            while batch := rows.fetchmany(20_000):
+                if experiment is not None:
+                    batch = [(*r[:experiment], int(experiment_id), *r[experiment + 1:])
+                             for r in batch]
+                execute_values(cursor, f"INSERT INTO {table} ({', '.join(names)}) VALUES %s",
+                               batch, page_size=2_000)
+        cursor.execute("ANALYZE")
+    target.close()
+    source.close()
+
+
+def drop_breakdowns(db: Path) -> None:
+    with sqlite3.connect(db) as connection:
+        connection.execute("DELETE FROM trace_request_metadata WHERE key = "
+                           "'genai_tracing.by_model' OR key LIKE 'genai_tracing.by_model.%'")
+    connection.close()
 
 
 def timed(repeat: int, run) -> tuple[float, object]:
@@ -159,6 +215,12 @@ def main() -> None:
     parser.add_argument("--templates", type=int, default=60)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", help="folder for the store (default: a temporary one)")
+    parser.add_argument("--without-breakdown", action="store_true",
+                        help="delete the per-model breakdown from every trace, as traces written "
+                             "before it existed: reports by model read the spans")
+    parser.add_argument("--store", choices=["sqlite", "postgres"], default="sqlite",
+                        help="postgres: copy the traces into a fresh PostgreSQL and report "
+                             "through mlflow server --workers 2 on it (needs Debian's postgresql)")
     args = parser.parse_args()
     rng = random.Random(6)
 
@@ -177,34 +239,81 @@ def main() -> None:
         traced = time.perf_counter() - started
         genai_tracing.disable_tracing()
         spent = copy_traces(folder / "mlflow.db", args.traces, rng)
+        per_model = "per-model breakdown"
+        if args.without_breakdown:
+            drop_breakdowns(folder / "mlflow.db")
+            per_model = "reads spans"
         filled = time.perf_counter() - started
         print(f"store {store.uri}")
         print(f"filled with {args.traces:,} traces in {filled:.1f} s ({args.templates} traced "
               f"for real in {traced:.1f} s, the rest copied)")
+        uri = store.uri
+        if args.store == "postgres":
+            server, pg, backend = postgres_server(folder)
+            started = time.perf_counter()
+            from mlflow import MlflowClient
 
-        reports = {
-            "cost_report(by='user', since='30d')":
-                lambda: genai_tracing.cost_report(by="user", since="30d", experiment="bench"),
-            "cost_report(by='day')":
-                lambda: genai_tracing.cost_report(by="day", experiment="bench"),
-            "cost_report(by=['user', 'tag:feature'])":
-                lambda: genai_tracing.cost_report(by=["user", "tag:feature"], experiment="bench"),
-            "cost_report(by='model')  [reads spans]":
-                lambda: genai_tracing.cost_report(by="model", experiment="bench"),
-            "cost_report(by=['day', 'model'])  [reads spans]":
-                lambda: genai_tracing.cost_report(by=["day", "model"], experiment="bench"),
-            "latency_report()":
-                lambda: genai_tracing.latency_report(experiment="bench"),
-        }
-        print(f"\n{'report':50} {'median s':>9} {'rows':>6} {'traces/s':>9}")
-        for name, run in reports.items():
-            seconds, frame = timed(args.repeat, run)
-            print(f"{name:50} {seconds:9.2f} {len(frame):6d} {args.traces / seconds:9,.0f}")
-            if "total_cost" in frame:
-                total = Decimal(str(frame["total_cost"].sum()))
-                assert abs(total - spent) < Decimal("1e-6"), (name, total, spent)
-        print(f"\ncheck: every cost report sums to ${spent:.6f}, the copies' own total "
-              f"({args.repeat} runs each)")
+            to_postgres(folder / "mlflow.db", backend,
+                        MlflowClient(server.url).create_experiment("bench"))
+            uri = server.url
+            print(f"copied to PostgreSQL in {time.perf_counter() - started:.1f} s; reports go "
+                  f"through mlflow server --workers 2 at {uri}")
+        try:
+            run_reports(uri, args, per_model, spent)
+        finally:
+            if args.store == "postgres":
+                server.stop()
+                pg.stop()
+
+
+def postgres_server(folder: Path) -> tuple[Any, Any, str]:
+    """A fresh PostgreSQL and an mlflow server on it (tests/fleet.py's), schema migrated."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from fleet import Postgres, mlflow_server, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason is not None:
+        raise SystemExit(f"--store postgres: {reason}")
+    pg = Postgres.start()  # fsync off: the load is a copy; reports only read
+    backend = pg.create_database("mlflow")
+    server = mlflow_server(backend, folder / "server", workers=2)
+    server.start()
+    return server, pg, backend
+
+
+def run_reports(uri: str, args: argparse.Namespace, per_model: str, spent: Decimal) -> None:
+    import genai_tracing
+
+    reports = {
+        "cost_report(by='user', since='30d')":
+            lambda: genai_tracing.cost_report(by="user", since="30d", experiment="bench",
+                                              tracking_uri=uri),
+        "cost_report(by='day')":
+            lambda: genai_tracing.cost_report(by="day", experiment="bench",
+                                              tracking_uri=uri),
+        "cost_report(by=['user', 'tag:feature'])":
+            lambda: genai_tracing.cost_report(by=["user", "tag:feature"], experiment="bench",
+                                              tracking_uri=uri),
+        f"cost_report(by='model')  [{per_model}]":
+            lambda: genai_tracing.cost_report(by="model", experiment="bench",
+                                              tracking_uri=uri),
+        f"cost_report(by=['day', 'model'])  [{per_model}]":
+            lambda: genai_tracing.cost_report(by=["day", "model"], experiment="bench",
+                                              tracking_uri=uri),
+        "latency_report()":
+            lambda: genai_tracing.latency_report(experiment="bench", tracking_uri=uri),
+    }
+    print(f"\n{'report':50} {'median s':>9} {'rows':>6} {'traces/s':>9}")
+    for name, run in reports.items():
+        seconds, frame = timed(args.repeat, run)
+        print(f"{name:50} {seconds:9.2f} {len(frame):6d} {args.traces / seconds:9,.0f}")
+        if "total_cost" in frame:
+            total = Decimal(str(frame["total_cost"].sum()))
+            assert abs(total - spent) < Decimal("1e-6"), (name, total, spent)
+    print(f"\ncheck: every cost report sums to ${spent:.6f}, the copies' own total "
+          f"({args.repeat} runs each)")
 
 
 if __name__ == "__main__":

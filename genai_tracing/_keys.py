@@ -38,6 +38,8 @@ REQUESTED_MODEL = "genai_tracing.requested_model"   # the model a call asked for
 # Ours, in trace metadata.
 TRACE_LLM_CALLS = "genai_tracing.llm_calls"
 TRACE_UNPRICED_CALLS = "genai_tracing.unpriced_calls"
+# How many per-(model, provider) entries follow under "<this key>.<i>" (see _breakdown).
+TRACE_BY_MODEL = "genai_tracing.by_model"
 TRACE_COST_COMPLETE = "genai_tracing.cost.complete"
 LATENCY_MS = "genai_tracing.latency_ms"
 PROMPT_CHARS = "genai_tracing.prompt_chars"

@@ -14,7 +14,7 @@ from decimal import Decimal
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from . import _mlflow
+from . import _breakdown, _mlflow
 from . import providers as _providers
 from ._accounting import counted
 from ._gaps import mark_cost_gap
@@ -397,3 +397,4 @@ def _write_totals(trace: Any) -> None:
         metadata[TRACE_UNPRICED_CALLS] = str(unpriced)
         metadata[TRACE_COST_COMPLETE] = "false" if unpriced else "true"
     mark_cost_gap(trace.info.tags, calls, unpriced)
+    _breakdown.write(trace)  # per (model, provider): reports by model read no spans

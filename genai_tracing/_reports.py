@@ -1,9 +1,11 @@
 """``cost_report()``, ``latency_report()`` and ``cost_chart()``: who spends what, from MLflow's traces.
 
-Groupings by request (user, session, day, hour, tag) read trace metadata only, which is the fast
-path (``include_spans=False``). Groupings by model or provider read the spans, because one request
-can call several models. Both paths add up the same numbers the span processor stored, so a report
-by model sums to the same total as a report by user.
+Every grouping reads trace metadata only (``include_spans=False``): by request (user, session, day,
+hour, tag) the trace's totals, by model or provider the per-model breakdown the span processor
+writes with them (``_breakdown``). Traces written without that breakdown (before it existed, or
+with too many calls of one model for a metadata value) are read again with their spans. Every
+path adds up the numbers the span processor stored by the same rule, so a report by model sums to
+the same total as a report by user.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
-from ._accounting import counted
+from . import _breakdown
+from ._breakdown import ModelShare
 from ._errors import ConfigurationError
 from ._money import format_money  # noqa: F401 - re-exported for the CLI and examples
 from ._money import to_decimal
@@ -43,6 +46,12 @@ _AGE_UNIT = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 # 500 is the most an mlflow server accepts (it refuses the whole search above that).
 _PAGE = 500
 _PAGE_WITH_SPANS = 200
+# Time slices of a report's window searched side by side on a remote server.
+_PARALLEL = 4
+# Traces written without a per-model breakdown are read again with their spans: up to this many
+# fetched one by one on a few threads, more paged through like any search.
+_FETCH_ONE_BY_ONE = 50
+_FETCH_THREADS = 8
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,8 +140,16 @@ class Window:
         return "at any time"
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 def _ms(t: datetime) -> int:
-    return int(t.timestamp() * 1000)
+    # Integer arithmetic: t.timestamp() * 1000 can land a float's width below a whole ms.
+    return (t - _EPOCH) // timedelta(milliseconds=1)
+
+
+def _from_ms(ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=ms)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,31 +218,79 @@ def _find_experiment(client: Any, name_or_id: str, uri: str) -> Any:
 
 
 def _traces(source: _Source, window: Window, user_filter: str | None, *,
-            include_spans: bool) -> Iterator[Any]:
-    """Every matching trace, oldest first, page by page."""
-    from mlflow.exceptions import MlflowException
-
-    clauses = window.filters() + ([user_filter.strip()] if user_filter and user_filter.strip()
-                                  else [])
-    filter_string = " AND ".join(clauses) or None
+            include_spans: bool, parallel: bool = False) -> Iterator[Any]:
+    """Every matching trace, page by page: oldest first, or with ``parallel`` from a remote
+    server, time slices of the window searched side by side, in no set order."""
+    if parallel and not include_spans and _is_remote(source.tracking_uri):
+        slices = _slices(source, window, user_filter, _PARALLEL)
+        if len(slices) > 1:
+            yield from _side_by_side(source, slices, user_filter)
+            return
     token = None
     while True:
-        try:
-            page = source.client.search_traces(
-                locations=list(source.experiment_ids), filter_string=filter_string,
-                max_results=_PAGE_WITH_SPANS if include_spans else _PAGE,
-                order_by=["timestamp_ms ASC"], page_token=token, include_spans=include_spans)
-        except MlflowException as e:
-            if user_filter and "filter" in str(e).lower():
-                raise ConfigurationError(
-                    "filter", user_filter, f"MLflow cannot search with it ({e.message})",
-                    "write it in MLflow's trace search syntax, e.g. \"tags.feature = 'search'\" "
-                    "or \"request_metadata.`mlflow.trace.user` LIKE '%@acme.com'\"") from None
-            raise
+        page = _page(source, window, user_filter, token, include_spans=include_spans)
         yield from page
         token = page.token
         if not token:
             return
+
+
+def _page(source: _Source, window: Window, user_filter: str | None, token: str | None, *,
+          include_spans: bool = False, order: str = "ASC", size: int | None = None) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    clauses = window.filters() + ([user_filter.strip()] if user_filter and user_filter.strip()
+                                  else [])
+    try:
+        return source.client.search_traces(
+            locations=list(source.experiment_ids), filter_string=" AND ".join(clauses) or None,
+            max_results=size or (_PAGE_WITH_SPANS if include_spans else _PAGE),
+            order_by=[f"timestamp_ms {order}"], page_token=token, include_spans=include_spans)
+    except MlflowException as e:
+        if user_filter and "filter" in str(e).lower():
+            raise ConfigurationError(
+                "filter", user_filter, f"MLflow cannot search with it ({e.message})",
+                "write it in MLflow's trace search syntax, e.g. \"tags.feature = 'search'\" "
+                "or \"request_metadata.`mlflow.trace.user` LIKE '%@acme.com'\"") from None
+        raise
+
+
+def _is_remote(uri: str) -> bool:
+    return uri.strip().lower().startswith(("http://", "https://"))
+
+
+def _slices(source: _Source, window: Window, user_filter: str | None, parts: int
+            ) -> list[Window]:
+    """``window`` cut into up to ``parts`` equal time slices, each [since, until), between the
+    first and the last matching trace where the window is open."""
+    def edge(order: str) -> int | None:
+        page = _page(source, window, user_filter, None, order=order, size=1)
+        return page[0].info.request_time if len(page) else None
+
+    first = _ms(window.since) if window.since else edge("ASC")
+    last = _ms(window.until) - 1 if window.until else edge("DESC")
+    if first is None or last is None or last - first < parts:
+        return [window]
+    cuts = [first + (last + 1 - first) * i // parts for i in range(parts + 1)]
+    return [Window(_from_ms(a), _from_ms(b)) for a, b in zip(cuts, cuts[1:])]
+
+
+def _side_by_side(source: _Source, slices: list[Window], user_filter: str | None
+                  ) -> Iterator[Any]:
+    """The traces of each slice, one page per slice in flight at a time: the server answers
+    one while this process reads another (the pages are offset-based, so shorter too)."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    with ThreadPoolExecutor(len(slices)) as pool:
+        pending = {pool.submit(_page, source, w, user_filter, None): w for w in slices}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                window = pending.pop(future)
+                page = future.result()
+                if page.token:
+                    pending[pool.submit(_page, source, window, user_filter, page.token)] = window
+                yield from page
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,36 +362,59 @@ def _request_share(info: Any) -> _Share:
     return share
 
 
-def _call_shares(trace: Any) -> list[_Share]:
-    """The trace's calls, one share per (model, provider), by the span processor's own rules.
+def _call_shares(info: Any, models: list[ModelShare]) -> list[_Share]:
+    """The trace's calls, one share per (model, provider), from its breakdown or its spans.
 
-    ``_accounting.counted`` decides, as it did when the stored trace totals were summed.
+    ``_breakdown.from_spans`` summed them by the span processor's own rules, when the trace
+    ended or now from its stored spans.
     """
-    shares: dict[tuple[Any, Any], _Share] = {}
-    repriced = repriced_calls(trace.info.tags)
-    for item in counted(trace.data.spans):
-        key = (item.model, item.provider)
-        share = shares.setdefault(key, _Share(model=key[0], provider=key[1]))
-        cost = item.cost["total_cost"] if item.cost is not None else None
-        unpriced = item.unpriced
-        if (new := repriced.get(item.span.span_id)) is not None:
-            cost, unpriced = new, False
-            share.repriced_calls += 1
-        if cost is not None:
-            share.cost = (share.cost or Decimal(0)) + cost
-        if item.usage is not None:
-            share.input_tokens += item.usage.get("input_tokens", 0)
-            share.output_tokens += item.usage.get("output_tokens", 0)
-        if item.is_call:
-            share.llm_calls += 1
-            share.unpriced_calls += int(unpriced)
-            span = item.span
-            if span.end_time_ns and span.start_time_ns:
-                share.latencies.append((span.end_time_ns - span.start_time_ns) / 1e6)
-    if not shares:
+    if not models:
         # No call spans (none made, or spans not stored): the trace's own totals stand for them.
-        return [_request_share(trace.info)]
-    return list(shares.values())
+        return [_request_share(info)]
+    return [_Share(model=m.model, provider=m.provider, llm_calls=m.calls,
+                   input_tokens=m.input_tokens, output_tokens=m.output_tokens, cost=m.cost,
+                   unpriced_calls=m.unpriced_calls, repriced_calls=m.repriced_calls,
+                   latencies=[ns / 1e6 for ns in m.durations_ns]) for m in models]
+
+
+def _per_call(source: _Source, window: Window, user_filter: str | None
+              ) -> Iterator[tuple[Any, list[_Share]]]:
+    """(trace info, its per-model shares) for every matching trace: from the breakdown in its
+    metadata, else (older traces) from its spans, read afterwards."""
+    without: dict[str, int] = {}  # trace id -> its time (ms)
+    for trace in _traces(source, window, user_filter, include_spans=False, parallel=True):
+        models = _breakdown.read(trace.info.trace_metadata)
+        # A reprice recorded new costs per call (span id): those traces are read with spans.
+        if models is None or TRACE_REPRICED_COST in trace.info.tags:
+            without[trace.info.trace_id] = trace.info.request_time
+        else:
+            yield trace.info, _call_shares(trace.info, models)
+    if not without:
+        return
+    if len(without) <= _FETCH_ONE_BY_ONE:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(_FETCH_THREADS) as pool:
+            found = [t for t in pool.map(lambda trace_id: _get_trace(source.client, trace_id),
+                                         without) if t is not None]
+    else:
+        # Many: page through them with their spans, over the time range they span only.
+        first, last = min(without.values()), max(without.values())
+        since, until = _from_ms(first), _from_ms(last + 1)
+        narrowed = Window(max(since, window.since) if window.since else since,
+                          min(until, window.until) if window.until else until)
+        found = (t for t in _traces(source, narrowed, user_filter, include_spans=True)
+                 if t.info.trace_id in without)
+    for trace in found:
+        yield trace.info, _call_shares(trace.info, _breakdown.from_spans(
+            trace.data.spans, repriced_calls(trace.info.tags)))
+
+
+def _get_trace(client: Any, trace_id: str) -> Any:
+    try:
+        return client.get_trace(trace_id, display=False)  # no notebook display per trace
+    except TypeError:  # an MLflow without the option
+        return client.get_trace(trace_id)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -451,14 +539,15 @@ def cost_report(
     key_functions = [_key_function(k) for k in keys]
     groups: dict[tuple[Any, ...], _Group] = {}
     traces = unpriced_traces = unpriced_calls = 0
-    for trace in _traces(source, window, filter, include_spans=per_call):
+    shares = _per_call(source, window, filter) if per_call else (
+        (trace.info, [_request_share(trace.info)])
+        for trace in _traces(source, window, filter, include_spans=False, parallel=True))
+    for info, trace_shares in shares:
         traces += 1
-        info = trace.info
-        shares = _call_shares(trace) if per_call else [_request_share(info)]
-        for share in shares:
+        for share in trace_shares:
             group_key = tuple(f(info, share) for f in key_functions)
             groups.setdefault(group_key, _Group()).add(info.trace_id, share)
-        if gap := sum(share.unpriced_calls for share in shares):
+        if gap := sum(share.unpriced_calls for share in trace_shares):
             unpriced_traces += 1
             unpriced_calls += gap
     rows = [{**dict(zip(keys, group_key)), **group.row()} for group_key, group in groups.items()]

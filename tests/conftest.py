@@ -25,6 +25,9 @@ import pytest
 from genai_tracing._guard import clear_internal_errors, internal_errors
 from genai_tracing.testing import FakeProvider
 
+# The session's PostgreSQL and the multi-worker mlflow server on it (tests marked `fleet`).
+from fleet import fleet_server, postgres  # noqa: E402,F401
+
 
 @pytest.fixture(autouse=True)
 def no_internal_errors() -> Iterator[None]:

@@ -12,6 +12,7 @@ stretch it to a day.
 
 from __future__ import annotations
 
+import json
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from mlflow.tracing.provider import safe_set_span_in_context
 
 import genai_tracing
 from genai_tracing import ConfigurationError
+from genai_tracing import _reports
 from genai_tracing._reports import Window, parse_time
 from genai_tracing.testing import FakeProvider, FakeUsage, TemporaryStore
 
@@ -241,6 +243,76 @@ def test_report_by_model_and_provider_reads_the_spans(fake_provider, mlflow_stor
     assert providers["openai"]["unpriced_calls"] == 1
     assert providers["openai"]["total_cost"] == pytest.approx(4 * OPENAI_COST, rel=1e-12)
     assert providers["anthropic"]["total_cost"] == pytest.approx(2 * CLAUDE_COST, rel=1e-12)
+
+
+def drop_breakdowns(store: TemporaryStore, trace_ids: list[str] | None = None) -> None:
+    """Delete the per-model breakdown from stored traces: traces as an older genai_tracing
+    wrote them, before the breakdown existed."""
+    import sqlite3
+
+    where = "key = 'genai_tracing.by_model' OR key LIKE 'genai\\_tracing.by\\_model.%' ESCAPE '\\'"
+    with sqlite3.connect(store.folder / "mlflow.db") as db:
+        if trace_ids is None:
+            db.execute(f"DELETE FROM trace_request_metadata WHERE {where}")
+        else:
+            db.executemany(f"DELETE FROM trace_request_metadata WHERE request_id = ? AND "
+                           f"({where})", [(t,) for t in trace_ids])
+    db.close()
+
+
+PER_CALL_REPORTS = ["model", "provider", ["user", "model"], ["day", "provider"]]
+
+
+def test_report_by_model_reads_the_breakdown_and_equals_the_span_based_one(
+        fake_provider, mlflow_store, monkeypatch):
+    fill(fake_provider, mlflow_store)
+    traces = mlflow_store.traces()
+    # Each trace carries its calls per model, written with its totals: ana's first request
+    # called Claude then GPT-4o mini.
+    first = traces[[t.info.trace_metadata.get("mlflow.trace.user") for t in traces].index("ana")]
+    metadata = first.info.trace_metadata
+    assert metadata["genai_tracing.by_model"] == "2"
+    entries = sorted((json.loads(metadata[f"genai_tracing.by_model.{i}"]) for i in range(2)),
+                     key=lambda e: e["m"])
+    assert [(e["m"], e["p"], e["n"], e["in"], e["out"], e["x"]) for e in entries] == [
+        ("claude-sonnet-4-5", "anthropic", 1, 100_000, 20_000, 0),
+        ("gpt-4o-mini", "openai", 1, 200_000, 50_000, 0)]
+    assert [float(e["usd"]) for e in entries] == pytest.approx([CLAUDE_COST, OPENAI_COST],
+                                                              rel=1e-12)
+    from_breakdown = [genai_tracing.cost_report(by=by) for by in PER_CALL_REPORTS]
+
+    # Half the traces without it (written by an older version): those are read from spans.
+    drop_breakdowns(mlflow_store, [t.info.trace_id for t in traces[::2]])
+    mixed = [genai_tracing.cost_report(by=by) for by in PER_CALL_REPORTS]  # fetched one by one
+    monkeypatch.setattr(_reports, "_FETCH_ONE_BY_ONE", 0)  # as if there were many: paged
+    mixed_paged = [genai_tracing.cost_report(by=by) for by in PER_CALL_REPORTS]
+    drop_breakdowns(mlflow_store)
+    from_spans = [genai_tracing.cost_report(by=by) for by in PER_CALL_REPORTS]
+
+    for by, fast, half, paged, slow in zip(PER_CALL_REPORTS, from_breakdown, mixed,
+                                           mixed_paged, from_spans):
+        assert fast.equals(slow), (by, fast, slow)
+        assert half.equals(slow), (by, half, slow)
+        assert paged.equals(slow), (by, paged, slow)
+    models = rows(from_spans[0], "model")
+    assert models["claude-sonnet-4-5"]["total_cost"] == pytest.approx(2 * CLAUDE_COST, rel=1e-12)
+    assert models["gpt-4o-mini"]["llm_calls"] == 4
+    assert math.isnan(models["mystery-model"]["total_cost"])
+
+
+def test_a_model_called_too_often_for_a_metadata_value_is_reported_from_spans(
+        fake_provider, mlflow_store):
+    """30 calls of one model: their durations do not fit in MLflow's 250-character metadata
+    value, so no breakdown is written and the report reads the trace's spans."""
+    calls = 30
+    request = Request("dana", [OPENAI] * calls, YESTERDAY + timedelta(hours=9), 9000)
+    fill(fake_provider, mlflow_store, [request])
+    (trace,) = mlflow_store.traces()
+    assert "genai_tracing.by_model" not in trace.info.trace_metadata
+    (row,) = genai_tracing.cost_report(by="model").to_dict(orient="records")
+    assert (row["model"], row["requests"], row["llm_calls"]) == ("gpt-4o-mini", 1, calls)
+    assert row["input_tokens"] == calls * 200_000
+    assert row["total_cost"] == pytest.approx(calls * OPENAI_COST, rel=1e-12)
 
 
 def test_report_by_user_and_model(fake_provider, mlflow_store):

@@ -1,0 +1,167 @@
+"""A fleet: one ``mlflow server --workers 2`` on PostgreSQL, written to by many processes.
+
+The session's PostgreSQL and server come from ``tests/fleet.py`` (fixtures ``postgres`` and
+``fleet_server``); each test writes to an experiment of its own there. Every trace must be stored
+exactly once, with its own user, its tokens and the cost computed here by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pytest
+
+import genai_tracing
+from genai_tracing import _reports
+from genai_tracing.testing import FakeProvider, FakeUsage, TemporaryStore
+
+from conftest import MESSAGES, openai_client
+from fleet import burst, clean_env, image_service, start_all, stored_traces, wait_stored
+
+pytestmark = pytest.mark.fleet
+
+M = 1_000_000
+TOKENS = ("input_tokens", "output_tokens", "total_tokens")
+PRICES = {"models": {"gpt-4o-mini": {"input_per_million": 0.15, "output_per_million": 0.6}}}
+
+
+def gpt_4o_mini_cost(input_tokens: int, output_tokens: int) -> float:
+    return input_tokens * 0.15 / M + output_tokens * 0.6 / M
+
+
+def test_traces_on_a_postgres_backed_server_are_stored_once_with_user_tokens_and_cost(
+        fake_provider: FakeProvider, fleet_server: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = [("ana@example.com", 1_200, 300), ("bo@example.com", 700, 90),
+             ("ana@example.com", 5, 1), ("cy@example.com", 100_000, 2_000)]
+    made: dict[str, tuple[str, int, int]] = {}
+    with TemporaryStore(folder=tmp_path, uri=fleet_server):
+        experiment = f"fleet-{uuid.uuid4().hex[:8]}"
+        genai_tracing.enable_tracing(tracking_uri=fleet_server, prices=PRICES,
+                                     experiment=experiment)
+        client = openai_client(fake_provider)
+        for user, input_tokens, output_tokens in calls:
+            fake_provider.usage = FakeUsage(input_tokens=input_tokens,
+                                            output_tokens=output_tokens)
+            with genai_tracing.attribute(user=user):
+                client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+            made[mlflow.get_last_active_trace_id()] = (user, input_tokens, output_tokens)
+        TemporaryStore.flush()
+        traces = stored_traces(fleet_server, experiment)
+
+    assert sorted(t.info.trace_id for t in traces) == sorted(made)  # each once, nothing else
+    for trace in traces:
+        user, input_tokens, output_tokens = made[trace.info.trace_id]
+        info = trace.info
+        assert info.request_metadata["mlflow.trace.user"] == user
+        # The three counts (MLflow may add cache keys beside them).
+        assert {k: info.token_usage[k] for k in TOKENS} == {
+            "input_tokens": input_tokens, "output_tokens": output_tokens,
+            "total_tokens": input_tokens + output_tokens}
+        assert info.cost["total_cost"] == pytest.approx(
+            gpt_4o_mini_cost(input_tokens, output_tokens), rel=1e-12)
+    total = sum(t.info.cost["total_cost"] for t in traces)
+    assert total == pytest.approx(sum(gpt_4o_mini_cost(i, o) for _, i, o in calls), rel=1e-12)
+
+    # Reports read through the server: by user from the totals, by model from the breakdown.
+    by_user = genai_tracing.cost_report(by="user", tracking_uri=fleet_server,
+                                        experiment=experiment)
+    spent: dict[str, float] = {}
+    for user, input_tokens, output_tokens in calls:
+        spent[user] = spent.get(user, 0.0) + gpt_4o_mini_cost(input_tokens, output_tokens)
+    assert dict(zip(by_user["user"], by_user["total_cost"])) == pytest.approx(spent, rel=1e-12)
+    by_model = genai_tracing.cost_report(by="model", tracking_uri=fleet_server,
+                                         experiment=experiment)
+    assert by_model[["model", "requests", "llm_calls"]].values.tolist() == [
+        ["gpt-4o-mini", len(calls), len(calls)]]
+    assert by_model["total_cost"].tolist() == pytest.approx([total], rel=1e-12)
+    # Through a server the window is searched in time slices side by side; one slice (a plain
+    # search, oldest first) gives the very same reports.
+    monkeypatch.setattr(_reports, "_PARALLEL", 1)
+    for parallel, by in ((by_user, "user"), (by_model, "model")):
+        assert parallel.equals(genai_tracing.cost_report(by=by, tracking_uri=fleet_server,
+                                                         experiment=experiment))
+
+
+# --- many writers: the FastAPI example under uvicorn workers, plus a replica ----------------
+
+# Each app worker answers with its own fake Gemini: 12 tokens in, 1290 image tokens out.
+IMAGE_PRICES = {"models": {"gemini-2.5-flash-image": {
+    "input_per_million": 0.3, "output_per_million": 2.5, "image_output_per_million": 30.0}}}
+IMAGE_COST = 12 * 0.3 / M + 1290 * 30.0 / M
+USERS, THREADS = 20, 20
+
+
+def app_env(tracking_uri: str, experiment: str, folder: Path) -> dict[str, str]:
+    prices = folder / "prices.json"
+    prices.write_text(json.dumps(IMAGE_PRICES))
+    env = clean_env(MLFLOW_TRACKING_URI=tracking_uri, GENAI_TRACING_EXPERIMENT=experiment,
+                    GENAI_TRACING_PRICES=str(prices),
+                    GENAI_TRACING_PROVIDERS="gemini")  # the app's only SDK: faster start-up
+    env.pop("GEMINI_API_KEY", None)  # the example's own fake, never the real API
+    return env
+
+
+def check_burst(tracking_uri: str, experiment: str, sent: Any) -> list[Any]:
+    """Every request answered, its trace stored exactly once with its user and exact cost."""
+    assert sent.statuses == [200] * len(sent.statuses)
+    assert None not in sent.trace_ids and len(set(sent.trace_ids)) == len(sent.trace_ids)
+    traces, _ = wait_stored(tracking_uri, experiment, len(sent.trace_ids))
+    stored = {t.info.trace_id: t for t in traces}
+    assert len(traces) == len(stored) == len(sent.trace_ids)
+    assert set(stored) == set(sent.trace_ids)
+    for email, trace_id in zip(sent.emails, sent.trace_ids):
+        info = stored[trace_id].info
+        assert info.request_metadata["mlflow.trace.user"] == email
+        assert info.tags["feature"] == "images"
+        assert info.token_usage["input_tokens"] == 12
+        assert info.token_usage["output_tokens"] == 1290
+        assert info.cost["total_cost"] == pytest.approx(IMAGE_COST, rel=1e-12)
+    return traces
+
+
+def run_fleet(tracking_uri: str, folder: Path, *, workers: int, replicas: int,
+              requests: int) -> None:
+    """examples/image_service on ``uvicorn --workers N`` plus single-worker replicas, all
+    writing to ``tracking_uri``; a burst from USERS users, checked trace by trace."""
+    experiment = f"burst-{uuid.uuid4().hex[:8]}"
+    env = app_env(tracking_uri, experiment, folder)
+    apps = [image_service(folder / "app", env, workers=workers)]
+    apps += [image_service(folder / f"replica-{r}", env, workers=1) for r in range(replicas)]
+    start_all(apps)
+    try:
+        sent = burst([app.url for app in apps], requests=requests, users=USERS,
+                     threads=THREADS)
+        traces = check_burst(tracking_uri, experiment, sent)
+    finally:
+        for app in apps:
+            app.stop()
+    # Stopping the apps wrote nothing more, and each user has exactly its share.
+    assert len(stored_traces(tracking_uri, experiment)) == requests
+    per_user = Counter(t.info.request_metadata["mlflow.trace.user"] for t in traces)
+    assert per_user == Counter(sent.emails)
+    assert set(per_user.values()) == {requests // USERS}
+    # The report by user agrees, read through the store the fleet wrote to.
+    report = genai_tracing.cost_report(by="user", tracking_uri=tracking_uri,
+                                       experiment=experiment)
+    assert dict(zip(report["user"], report["requests"])) == dict(per_user)
+    assert report["total_cost"].tolist() == pytest.approx(
+        [requests // USERS * IMAGE_COST] * USERS, rel=1e-12)
+
+
+def test_a_burst_on_four_uvicorn_workers_and_a_replica_stores_every_trace_once(
+        fleet_server: str, tmp_path: Path) -> None:
+    run_fleet(fleet_server, tmp_path, workers=4, replicas=1, requests=240)
+
+
+def test_several_processes_writing_one_sqlite_file_store_every_trace_once(
+        tmp_path: Path) -> None:
+    """No server: every app process writes the same sqlite file itself (MLflow's embedded store).
+    The file is created and migrated before the writers start, as a deploy step would."""
+    store = TemporaryStore.create(tmp_path / "store")
+    run_fleet(store.uri, tmp_path, workers=2, replicas=1, requests=160)
