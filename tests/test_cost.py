@@ -150,11 +150,10 @@ def test_anthropic_cache_read_and_cache_write(fake_provider: FakeProvider,
     span = assert_priced(trace, (500 * 3.0 + 3000 * 0.3 + 1500 * 3.75) / M, 400 * 15.0 / M,
                          "user")
     # Normalized, input counts everything the model read.
-    assert span.attributes["mlflow.chat.tokenUsage"] == {
+    # (MLflow 3.17 also writes the 1-hour share of the writes, 0 here; kept as MLflow wrote it.)
+    assert counts(span.attributes["mlflow.chat.tokenUsage"]) == {
         "input_tokens": 5000, "output_tokens": 400, "total_tokens": 5400,
-        "cache_read_input_tokens": 3000, "cache_creation_input_tokens": 1500,
-        # MLflow's own key (the 1-hour share of the writes) stays as MLflow wrote it.
-        "cache_creation_input_tokens_above_1hr": 0}
+        "cache_read_input_tokens": 3000, "cache_creation_input_tokens": 1500}
     assert trace.info.token_usage["input_tokens"] == 5000
 
 
