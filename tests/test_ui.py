@@ -332,6 +332,45 @@ def filled(ui_server: str, tmp_path_factory: pytest.TempPathFactory) -> Filled:
     return result
 
 
+PARTIAL_EXPERIMENT = "ui-costs-partial"
+UNKNOWN_MODEL = "in-house-llm-7b"  # in no price table: its call stays unpriced
+
+
+@pytest.fixture(scope="session")
+def partial(ui_server: str, filled: Filled, tmp_path_factory: pytest.TempPathFactory) -> Filled:
+    """One trace with a priced and an unpriced call, in an experiment of its own."""
+    call = Call("openai", "gpt-4o-mini", 2_000, 500, 2_000 * 0.15 / M, 500 * 0.6 / M)
+    with TemporaryStore(folder=tmp_path_factory.mktemp("ui-partial"), uri=ui_server) as store, \
+            FakeProvider(text=ANSWER) as fake:
+        config = genai_tracing.enable_tracing(tracking_uri=ui_server,
+                                              experiment=PARTIAL_EXPERIMENT, prices=PRICES)
+        assert config.experiment_id is not None
+        oai = openai_client(fake)
+        messages = [{"role": "user", "content": QUESTION}]
+
+        @mlflow.trace(name="support_agent")
+        def agent(question: str) -> str:
+            fake.usage = FakeUsage(input_tokens=call.input_tokens,
+                                   output_tokens=call.output_tokens)
+            oai.chat.completions.create(model=call.model, messages=messages)
+            fake.usage = FakeUsage(input_tokens=700, output_tokens=70)
+            oai.chat.completions.create(model=UNKNOWN_MODEL, messages=messages)
+            return ANSWER
+
+        agent(QUESTION)
+        trace_id = mlflow.get_last_active_trace_id()
+        assert trace_id is not None
+        mlflow.flush_trace_async_logging()
+        stored = store.get_trace(trace_id)
+    # What the browser should show, checked on the stored trace first.
+    assert stored.info.tags.get("cost") == "partial"
+    assert stored.info.cost["total_cost"] == pytest.approx(call.cost, rel=1e-9)
+    result = Filled(ui_server, config.experiment_id,
+                    _ui.ui_url(ui_server, config.experiment_id), {"partial": trace_id})
+    result.priced_spans["partial"] = [(call, "")]
+    return result
+
+
 def test_store_holds_the_hand_computed_costs(filled: Filled) -> None:
     # What the UI should show is what the server stored; checked here so a wrong number is
     # blamed on the right side.
@@ -651,3 +690,19 @@ def test_usage_overview_total_and_per_model(browser: Any, filled: Filled) -> Non
         assert label == f"{usd(by_model[model])}, {share}%"
         if model == ordered[0]:
             snap(browser, "usage-overview-cost.png")
+
+
+@pytest.mark.browser
+def test_trace_list_shows_a_partial_cost(browser: Any, partial: Filled) -> None:
+    """A trace whose total leaves an unpriced call out says so in the list, next to its cost."""
+    open_ui(browser, partial, partial.traces_url.split("/", 3)[3], cost_column=True)
+    table = wait_until(browser, lambda d: (t := read_table(d, partial)) and "Cost" in t["headers"]
+                       and t, "the trace listed with its Cost column")
+    row = table["rows"][partial.trace_ids["partial"]]
+    (call, _), = partial.priced_spans["partial"]
+    assert row["Cost"] == usd(call.cost)  # the priced part only ...
+    # ... and the tag saying so, in the list's Tags column, as "cost: partial" or the like.
+    tags = next((v for h, v in row.items() if h.lower() == "tags"), None)
+    assert tags is not None, f"no Tags column in {table['headers']}"
+    assert re.search(r"\bcost\W+partial\b", tags), tags
+    snap(browser, "trace-list-partial-cost.png")
