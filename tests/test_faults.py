@@ -511,7 +511,11 @@ def test_enable_on_a_locked_store_warns_and_traces_once_it_is_released(
 
 
 def test_a_read_only_store_costs_the_app_nothing(fake_provider: FakeProvider, tmp_path: Path,
-                                                 caplog: pytest.LogCaptureFixture) -> None:
+                                                 caplog: pytest.LogCaptureFixture,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # MLflow reads "file:<path>" of this URI as a relative folder for artifacts: keep it out of
+    # the working directory.
+    monkeypatch.chdir(tmp_path)
     path = Path(TemporaryStore.create(tmp_path).uri[len("sqlite:///"):])
     before = path.read_bytes()
     client = openai_client(fake_provider)
