@@ -143,21 +143,7 @@ def _call_spans(tree: list[dict[str, Any]]) -> list[str]:
             and "genai_tracing.counted_on" not in s["attributes"]]
 
 
-# Known gap, not hidden: LiteLLM logs an async stream to MLflow's logger from a background task
-# after the stream ends; when the caller's trace ends first, the span keeps MLflow's name, type,
-# inputs and the call's outputs, but not the attributes only LiteLLM's record has (api_base,
-# raw_llm_response, response_cost...). Tracked in issue 13.
-_LATE_LITELLM = {r.id for r in ROWS if r.sdk == "litellm" and r.mode == "async" and r.stream}
-
-
-def _known(row: Row) -> Any:
-    if row.id in _LATE_LITELLM:
-        return pytest.param(row, marks=pytest.mark.xfail(
-            strict=True, reason="LiteLLM's async stream record arrives after the trace ends"))
-    return row
-
-
-@pytest.mark.parametrize("row", [_known(r) for r in ROWS], ids=lambda r: r.id)
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: r.id)
 def test_genai_tracing_only_adds_to_mlflow_spans(row: Row, fake_provider: FakeProvider,
                                                  mlflow_store: TemporaryStore) -> None:
     fake_provider.usage = row.usage

@@ -134,6 +134,7 @@ def unpatch() -> None:
     import litellm
 
     unhook_stream_classes(_stream_classes())
+    _drop_our_logger(litellm)
     for function in _ENTRY_POINTS:
         current = getattr(litellm, function, None)
         if current is not None:
@@ -141,17 +142,29 @@ def unpatch() -> None:
     _end_late(lambda trace_id: True)
 
 
+_CALLBACK_LISTS = ("success_callback", "failure_callback", "_async_success_callback",
+                   "_async_failure_callback", "callbacks")
+
+
 def _use_our_logger(litellm: Any) -> None:
     """MLflow's autolog registers its logger as "mlflow"; ours, a subclass, takes its place."""
     logger = _logger()
-    for name in ("success_callback", "failure_callback", "_async_success_callback",
-                 "_async_failure_callback", "callbacks"):
+    for name in _CALLBACK_LISTS:
         callbacks = getattr(litellm, name, None)
         if isinstance(callbacks, list):
             kept = [cb for cb in callbacks if not (cb == "mlflow" or _is_mlflow_logger(cb))]
-            if name in ("success_callback", "failure_callback"):
+            if name != "callbacks":
+                # LiteLLM's own place for a logger object: sync calls run the first two lists,
+                # async calls (streams included) the "_async_" ones, on the call's event loop.
                 kept.append(logger)
             setattr(litellm, name, kept)
+
+
+def _drop_our_logger(litellm: Any) -> None:
+    for name in _CALLBACK_LISTS:
+        callbacks = getattr(litellm, name, None)
+        if isinstance(callbacks, list) and _logger_instance is not None:
+            setattr(litellm, name, [cb for cb in callbacks if cb is not _logger_instance])
 
 
 def _is_mlflow_logger(callback: Any) -> bool:
