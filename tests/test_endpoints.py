@@ -264,3 +264,94 @@ def test_detection(url: str, client: str | None, provider: str) -> None:
 def test_price_file_endpoint_keys_are_validated(table: dict[str, Any], message: str) -> None:
     with pytest.raises(genai_tracing.ConfigurationError, match=message):
         genai_tracing.enable_tracing(prices=table)
+
+
+# -- OpenTelemetry GenAI attributes, exported over OTLP ----------------------------------------
+
+class _OtlpReceiver:
+    """A loopback OTLP/HTTP traces endpoint: keeps each exported span's attributes by name."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+        spans: dict[str, dict[str, Any]] = {}
+        self.spans = spans
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                request = trace_service_pb2.ExportTraceServiceRequest()
+                request.ParseFromString(body)
+                for resource in request.resource_spans:
+                    for scope in resource.scope_spans:
+                        for span in scope.spans:
+                            spans[span.name] = {a.key: _otlp_value(a.value)
+                                                for a in span.attributes}
+                reply = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _otlp_value(value: Any) -> Any:
+    kind = value.WhichOneof("value")
+    return getattr(value, kind) if kind else None
+
+
+@pytest.fixture
+def otlp_receiver(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """MLflow exporting every span to a loopback OTLP endpoint as well as to the store."""
+    import mlflow
+
+    receiver = _OtlpReceiver()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", receiver.url)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf")
+    monkeypatch.setenv("MLFLOW_TRACE_ENABLE_OTLP_DUAL_EXPORT", "true")
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+    mlflow.tracing.reset()  # MLflow reads the OTLP settings when it sets up its tracer
+    yield receiver
+    monkeypatch.undo()
+    mlflow.tracing.reset()
+    receiver.close()
+
+
+def test_gen_ai_attributes_reach_an_otlp_backend(fake_provider: FakeProvider,
+                                                 mlflow_store: TemporaryStore,
+                                                 otlp_receiver: Any) -> None:
+    import time
+
+    genai_tracing.enable_tracing()
+    fake_provider.response_model = "gpt-4o-mini-2024-07-18"
+    fake_provider.usage = FakeUsage(input_tokens=12, output_tokens=5)
+    openai_client(fake_provider).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+    deadline = time.monotonic() + 30
+    while "Completions" not in otlp_receiver.spans and time.monotonic() < deadline:
+        time.sleep(0.05)
+    exported = otlp_receiver.spans["Completions"]
+    assert exported["gen_ai.provider.name"] == "openai"
+    assert exported["gen_ai.request.model"] == "gpt-4o-mini"
+    assert exported["gen_ai.response.model"] == "gpt-4o-mini-2024-07-18"
+    assert exported["gen_ai.usage.input_tokens"] == 12
+    assert exported["gen_ai.usage.output_tokens"] == 5
+    # MLflow's own keys travel too, and the store still gets the trace.
+    assert "mlflow.llm.cost" in exported
+    stored = only_call(mlflow_store.last_trace())
+    assert stored.attributes["gen_ai.usage.input_tokens"] == 12
