@@ -355,3 +355,72 @@ def test_gen_ai_attributes_reach_an_otlp_backend(fake_provider: FakeProvider,
     assert "mlflow.llm.cost" in exported
     stored = only_call(mlflow_store.last_trace())
     assert stored.attributes["gen_ai.usage.input_tokens"] == 12
+
+
+# -- Async clients and LiteLLM -----------------------------------------------------------------
+
+@pytest.mark.asyncio
+async def test_async_azure_stream_is_priced_under_azure(fake_provider: FakeProvider,
+                                                        mlflow_store: TemporaryStore) -> None:
+    genai_tracing.enable_tracing()
+    fake_provider.response_model = "gpt-4o-2024-08-06"
+    fake_provider.usage = FakeUsage(input_tokens=900, output_tokens=120)
+    client = openai.AsyncAzureOpenAI(azure_endpoint=fake_provider.url, api_key="test",
+                                     api_version=API_VERSION, max_retries=0)
+    stream = await client.chat.completions.create(
+        model="prod-chat", messages=MESSAGES, stream=True,
+        stream_options={"include_usage": True})
+    async for _ in stream:
+        pass
+
+    span = assert_cost(mlflow_store.last_trace(), 900 * AZURE_GPT4O_IN, 120 * AZURE_GPT4O_OUT)
+    assert span.attributes["genai_tracing.provider"] == "azure"
+
+
+def test_litellm_azure_call_is_priced_under_azure(fake_provider: FakeProvider,
+                                                  mlflow_store: TemporaryStore) -> None:
+    import litellm
+
+    genai_tracing.enable_tracing()
+    fake_provider.response_model = "gpt-4o-2024-08-06"
+    fake_provider.usage = FakeUsage(input_tokens=300, output_tokens=60)
+    litellm.completion(model="azure/prod-chat", messages=MESSAGES, api_base=fake_provider.url,
+                       api_version=API_VERSION, api_key="test")
+
+    span = assert_cost(mlflow_store.last_trace(), 300 * AZURE_GPT4O_IN, 60 * AZURE_GPT4O_OUT)
+    assert span.attributes["genai_tracing.cost.price"]["key"] == "azure/gpt-4o-2024-08-06"
+    assert span.attributes["genai_tracing.provider"] == "azure"
+
+
+def test_litellm_call_to_an_openai_model_is_filed_under_openai(
+        fake_provider: FakeProvider, mlflow_store: TemporaryStore) -> None:
+    import litellm
+
+    genai_tracing.enable_tracing()
+    litellm.completion(model="openai/gpt-4o-mini", messages=MESSAGES,
+                       api_base=fake_provider.openai_base_url, api_key="test")
+
+    span = only_call(mlflow_store.last_trace())
+    assert span.attributes["genai_tracing.provider"] == "openai"
+    assert span.attributes["mlflow.llm.provider"] == "openai"
+    assert span.attributes["gen_ai.provider.name"] == "openai"
+    assert list(genai_tracing.cost_report(by="provider")["provider"]) == ["openai"]
+
+
+def test_reprice_prices_a_local_servers_calls_by_its_endpoint_mapping(
+        fake_provider: FakeProvider, mlflow_store: TemporaryStore) -> None:
+    from decimal import Decimal
+
+    local = {fake_provider.openai_base_url: {"provider": "ollama"}}
+    genai_tracing.enable_tracing(prices={"endpoints": local})
+    fake_provider.usage = FakeUsage(input_tokens=1000, output_tokens=1000)
+    openai_client(fake_provider).chat.completions.create(model="llama3.2", messages=MESSAGES)
+    assert only_call(mlflow_store.last_trace()).attributes["genai_tracing.cost.unpriced"]
+
+    # The price arrives later, for the model the endpoint is mapped to.
+    result = genai_tracing.reprice(dry_run=False, prices={
+        "endpoints": {fake_provider.openai_base_url: {"provider": "ollama",
+                                                       "model": "llama-3.2-3b"}},
+        "models": {"llama-3.2-3b": {"input_per_million": 0.1, "output_per_million": 0.3}}})
+    (call,) = result.calls
+    assert call.new_cost == Decimal("0.0004")  # 1000 * 0.1 / 1e6 + 1000 * 0.3 / 1e6

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from .. import _endpoints, _mlflow
 from .._guard import internal_error
@@ -203,7 +203,7 @@ def _note_endpoint(client: Any, options: Any) -> None:
     """Record where a traced call is sent on its span (MLflow's autolog span, found through the
     ``traceparent`` header autolog sends): the base URL, the client class, the deployment."""
     headers = getattr(options, "headers", None)
-    traceparent = headers.get("traceparent") if isinstance(headers, dict) else None
+    traceparent = headers.get("traceparent") if isinstance(headers, Mapping) else None
     span = _mlflow.span_from_traceparent(traceparent) if traceparent else None
     if span is None:
         return
