@@ -333,13 +333,22 @@ def _mark_unpriced(span: LiveSpan, call: _providers.Call, reason: str, *,
             "genai_tracing: %s call to model %r has no cost: %s. Its tokens are recorded and "
             "the span is flagged %s. To price it, add the model to your price file "
             "(GENAI_TRACING_PRICES or enable_tracing(prices=...)), e.g.\n"
-            "  [models.%s]\n  input_per_million = ...\n  output_per_million = ...",
-            call.provider, call.model, reason, UNPRICED, json.dumps(call.model or "<model>"))
+            "  [models.%s]\n  input_per_million = ...\n  output_per_million = ...%s",
+            call.provider, call.model, reason, UNPRICED, json.dumps(call.model or "<model>"),
+            _deployment_hint(call))
     else:
         logger.warning(
             "genai_tracing: %s call to model %r has no cost: %s. The span is flagged %s and "
             "its trace total is marked incomplete.%s", call.provider, call.model, reason,
             UNPRICED, "" if _errored(span) else _usage_hint(call.provider))
+
+
+def _deployment_hint(call: _providers.Call) -> str:
+    """For a call to a named deployment: the price file can say which model it serves."""
+    if not call.deployment:
+        return ""
+    return ("\nor, if the deployment serves a model with a known price, map it:\n"
+            f"  [deployments]\n  {json.dumps(call.deployment)} = \"<model>\"")
 
 
 def _usage_hint(provider: str | None) -> str:

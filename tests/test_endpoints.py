@@ -81,6 +81,20 @@ def test_azure_chat_is_priced_by_the_reported_model_under_azure(
 AZURE_DALLE3_PER_PIXEL = 4.19617e-08
 
 
+def test_azure_image_deployment_without_a_mapping_is_unpriced_with_the_fix(
+        fake_provider: FakeProvider, mlflow_store: TemporaryStore,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="genai_tracing")
+    genai_tracing.enable_tracing()
+    azure_client(fake_provider).images.generate(model="images-east", prompt="a cat")
+
+    span = only_call(mlflow_store.last_trace())
+    assert span.attributes["genai_tracing.cost.unpriced"] is True
+    assert span.attributes["genai_tracing.usage"]["images"] == 1
+    (warning,) = unpriced_warnings(caplog)
+    assert '[deployments]\n  "images-east" = "<model>"' in warning.getMessage()
+
+
 def test_azure_image_is_priced_at_azure_per_image_price(fake_provider: FakeProvider,
                                                         mlflow_store: TemporaryStore) -> None:
     # Image answers name no model: the price file says which model the deployment serves.
