@@ -17,7 +17,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ._endpoints import LOCAL_PROVIDERS, Endpoint, parse_deployments, parse_endpoints
+from ._endpoints import (KNOWN_PROVIDERS, LOCAL_PROVIDERS, Endpoint, parse_deployments,
+                         parse_endpoints)
 from ._errors import ConfigurationError
 from ._money import plain, to_decimal
 from ._usage import Usage
@@ -424,9 +425,9 @@ _GENAI_PRICES_PROVIDER = {"openai": "openai", "anthropic": "anthropic", "gemini"
                           "deepseek": "deepseek", "together_ai": "together",
                           "fireworks_ai": "fireworks", "mistral": "mistral", "xai": "x-ai",
                           "openrouter": "openrouter"}
-# Model makers: a price filed under the bare model name is theirs. Any other provider (Azure,
-# Groq, a gateway...) is priced only from its own entries, never silently at the maker's price.
-_FIRST_PARTY = frozenset({None, "", "openai", "anthropic", "gemini", "litellm"})
+# Providers that serve other makers' models (Azure, Databricks, Groq, a local server...): priced
+# only from their own entries, never silently at the maker's price filed under the bare name.
+_SERVING_ONLY = frozenset(KNOWN_PROVIDERS) - {"openai"}
 # DALL-E's per-image variant ("standard/1024x1024"), which LiteLLM files per pixel.
 _IMAGE_VARIANT = re.compile(r"^(?P<model>.+)/(?P<quality>[a-z]+)/(?P<w>\d+)x(?P<h>\d+)$")
 
@@ -465,7 +466,7 @@ def litellm_price(model: str, provider: str | None) -> Price | None:
 
     names = candidate_names(model, provider)
     prefix = _LITELLM_PREFIX.get(provider or "")
-    own_only = provider not in _FIRST_PARTY
+    own_only = provider in _SERVING_ONLY
     keys: list[str] = []
     for name in names:
         if prefix:
@@ -559,7 +560,7 @@ def genai_prices_price(model: str, provider: str | None, when: datetime) -> Pric
         return None
     snapshot = data_snapshot.get_snapshot()
     provider_id = _GENAI_PRICES_PROVIDER.get(provider or "")
-    if provider_id is None and provider not in _FIRST_PARTY:
+    if provider_id is None and provider in _SERVING_ONLY:
         return None  # a provider genai-prices does not know: no other provider's price applies
     for name in candidate_names(model, provider):
         try:
@@ -628,7 +629,7 @@ class PriceResolver:
             price = None  # a self-hosted server costs what the user's price file says, or unknown
         else:
             price = litellm_price(model, provider) or genai_prices_price(model, provider, when) \
-                or (builtin_price(model) if provider in _FIRST_PARTY else None)
+                or (builtin_price(model) if provider not in _SERVING_ONLY else None)
         with self._lock:
             if len(self._cache) > 4096:
                 self._cache.clear()
@@ -668,7 +669,7 @@ def price_call(call: Call, resolver: PriceResolver, when: datetime | None = None
     if call.variant:
         names = [f"{n}/{call.variant}" for n in names] + names
     if resolver.table:
-        served = [f"{call.provider}/{n}" for n in names] if call.provider not in _FIRST_PARTY \
+        served = [f"{call.provider}/{n}" for n in names] if call.provider in _SERVING_ONLY \
             else []
         candidates = [c for n in served + names for c in candidate_names(n, call.provider)]
         user_price = resolver.table.lookup(list(dict.fromkeys(candidates)),
@@ -684,7 +685,7 @@ def price_call(call: Call, resolver: PriceResolver, when: datetime | None = None
     if call.provider in LOCAL_PROVIDERS:
         raise Unpriced(f"{call.provider} serves {model!r} on your own machines: no catalog "
                        "prices it; add it to your price file")
-    if call.provider not in _FIRST_PARTY:
+    if call.provider in _SERVING_ONLY:
         raise Unpriced(f"no {call.provider} price known for model {model!r} (another "
                        "provider's price is not assumed)")
     raise Unpriced(f"no price known for model {model!r}")

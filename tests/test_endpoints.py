@@ -199,6 +199,8 @@ def test_local_server_is_unpriced_until_the_price_file_prices_it(
     span = only_call(trace)
     assert span.attributes["genai_tracing.cost.unpriced"] is True
     assert "vllm" in span.attributes["genai_tracing.cost.unpriced_reason"]
+    assert not span.attributes.get("mlflow.llm.cost")  # neither ours nor MLflow's own guess
+    assert trace.info.cost is None or not trace.info.cost.get("total_cost")
     assert span.attributes["mlflow.chat.tokenUsage"]["input_tokens"] == 700
     assert trace.info.request_metadata["genai_tracing.cost.complete"] == "false"
     (warning,) = unpriced_warnings(caplog)
