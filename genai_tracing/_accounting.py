@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Iterable
 
-from ._keys import CHAT_USAGE, COUNTED_ON, LLM_COST, MODEL, MODEL_PROVIDER, UNPRICED, USAGE_FLAGS
+from ._keys import (CHAT_USAGE, COUNTED_ON, LLM_COST, MODEL, MODEL_PROVIDER, PROVIDER, UNPRICED,
+                    USAGE_FLAGS)
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,8 @@ class Counted:
 
     @property
     def provider(self) -> Any:
-        return self.span.get_attribute(MODEL_PROVIDER)
+        # The provider that served the call (genai_tracing's), else the one MLflow wrote.
+        return self.span.get_attribute(PROVIDER) or self.span.get_attribute(MODEL_PROVIDER)
 
 
 def span_cost(span: Any) -> dict[str, Decimal] | None:

@@ -34,6 +34,15 @@ FAILED_WITH = "genai_tracing.failed_with"
 STREAM_INCOMPLETE = "genai_tracing.stream.incomplete"
 SPAN_ATTRIBUTION = "genai_tracing.attribution"
 REQUESTED_MODEL = "genai_tracing.requested_model"   # the model a call asked for, as written
+PROVIDER = "genai_tracing.provider"            # the provider that served the call (see _endpoints)
+ENDPOINT = "genai_tracing.endpoint"            # {"url", "client", "deployment"}: where it went
+
+# OpenTelemetry GenAI semantic conventions, added beside MLflow's keys for other backends.
+GEN_AI_PROVIDER = "gen_ai.provider.name"
+GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
+GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
+GEN_AI_INPUT_TOKENS = "gen_ai.usage.input_tokens"
+GEN_AI_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
 
 # Ours, in trace metadata.
 TRACE_LLM_CALLS = "genai_tracing.llm_calls"

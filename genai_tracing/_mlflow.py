@@ -293,6 +293,15 @@ def rename(span: LiveSpan, name: str) -> None:
     span._span.update_name(name)  # PRIVATE: the OTel span under a LiveSpan (public OTel API)
 
 
+def add_otel_attribute(span: Any, key: str, value: Any) -> None:
+    """Set ``key`` on the OTel span under ``span`` as a plain OTel value, as other OpenTelemetry
+    backends read it (MLflow's ``set_attribute`` would store JSON text); never overwrites."""
+    otel = span._span  # PRIVATE: the OTel span under a LiveSpan (public OTel API)
+    attributes = getattr(otel, "attributes", None) or {}
+    if key not in attributes and value is not None:
+        otel.set_attribute(key, value)
+
+
 # ---------------------------------------------------------------------------------------------
 # Where traces go: the tracking URI and experiment MLflow's fluent API holds
 

@@ -17,6 +17,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from ._endpoints import (KNOWN_PROVIDERS, LOCAL_PROVIDERS, Endpoint, parse_deployments,
+                         parse_endpoints)
 from ._errors import ConfigurationError
 from ._money import plain, to_decimal
 from ._usage import Usage
@@ -180,6 +182,9 @@ class PriceTable:
     by_name: Mapping[str, tuple[_Entry, ...]] = field(default_factory=dict)
     patterns: tuple[_Entry, ...] = ()
     fingerprint: str = "none"
+    # Where a call went -> who serves it and which model (see _endpoints).
+    endpoints: Mapping[str, Endpoint] = field(default_factory=dict)
+    deployments: Mapping[str, str] = field(default_factory=dict)
 
     def lookup(self, names: list[str], when: datetime) -> Price | None:
         for name in names:
@@ -264,13 +269,20 @@ def parse_price_table(data: Mapping[str, Any], *, origin: str, from_file: bool =
     may give strings, the way to write an exact ``Decimal``.
     """
     where = origin
-    models = data.get("models", data) if isinstance(data, Mapping) else data
-    extra = set(data) - {"models"} if "models" in data else set()
+    sections = {"models", "endpoints", "deployments"}
+    structured = isinstance(data, Mapping) and bool(sections & set(data))
+    models = data.get("models", {}) if structured else data
+    extra = set(data) - sections if structured else {
+        k for k in data if difflib.get_close_matches(str(k), sorted(sections), cutoff=0.85)}
     if extra:
         key = sorted(extra)[0]
         raise ConfigurationError(f"{where}: {key}", data[key], "is not a known top-level key",
-                                 _did_you_mean(key, {"models"}) + "put every price under "
+                                 _did_you_mean(key, sections) + "put every price under "
                                  "[models.\"<model name>\"]")
+    endpoints = parse_endpoints(data["endpoints"], where) if structured and \
+        "endpoints" in data else {}
+    deployments = parse_deployments(data["deployments"], where) if structured and \
+        "deployments" in data else {}
     if not isinstance(models, Mapping):
         raise ConfigurationError(f"{where}: models", models, "must be a table of models",
                                  _FIX_FORMAT)
@@ -286,7 +298,8 @@ def parse_price_table(data: Mapping[str, Any], *, origin: str, from_file: bool =
                 by_name.setdefault(str(name), []).append(entry)
     canonical = json.dumps(data, sort_keys=True, default=str)
     fingerprint = hashlib.sha256(canonical.encode()).hexdigest()[:16]
-    return PriceTable({k: tuple(v) for k, v in by_name.items()}, tuple(patterns), fingerprint)
+    return PriceTable({k: tuple(v) for k, v in by_name.items()}, tuple(patterns), fingerprint,
+                      endpoints, deployments)
 
 
 def _did_you_mean(key: str, known: set[str]) -> str:
@@ -402,8 +415,21 @@ _DATED = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8}|-\d{2}-\d{4}|@\d{8}|-latest|-\d
 _KNOWN_PREFIXES = ("models/", "openai/", "anthropic/", "gemini/", "google/", "vertex_ai/",
                    "azure/", "litellm/")
 # How each provider names itself in LiteLLM's map and in genai-prices.
-_LITELLM_PREFIX = {"openai": "openai", "anthropic": "anthropic", "gemini": "gemini"}
-_GENAI_PRICES_PROVIDER = {"openai": "openai", "anthropic": "anthropic", "gemini": "google"}
+_LITELLM_PREFIX = {"openai": "openai", "anthropic": "anthropic", "gemini": "gemini",
+                   "azure": "azure", "databricks": "databricks", "groq": "groq",
+                   "deepseek": "deepseek", "together_ai": "together_ai",
+                   "fireworks_ai": "fireworks_ai", "mistral": "mistral", "xai": "xai",
+                   "openrouter": "openrouter", "vllm": "hosted_vllm", "ollama": "ollama"}
+_GENAI_PRICES_PROVIDER = {"openai": "openai", "anthropic": "anthropic", "gemini": "google",
+                          "azure": "azure", "databricks": "databricks", "groq": "groq",
+                          "deepseek": "deepseek", "together_ai": "together",
+                          "fireworks_ai": "fireworks", "mistral": "mistral", "xai": "x-ai",
+                          "openrouter": "openrouter"}
+# Providers that serve other makers' models (Azure, Databricks, Groq, a local server...): priced
+# only from their own entries, never silently at the maker's price filed under the bare name.
+_SERVING_ONLY = frozenset(KNOWN_PROVIDERS) - {"openai"}
+# DALL-E's per-image variant ("standard/1024x1024"), which LiteLLM files per pixel.
+_IMAGE_VARIANT = re.compile(r"^(?P<model>.+)/(?P<quality>[a-z]+)/(?P<w>\d+)x(?P<h>\d+)$")
 
 
 def candidate_names(model: str, provider: str | None = None) -> list[str]:
@@ -440,16 +466,37 @@ def litellm_price(model: str, provider: str | None) -> Price | None:
 
     names = candidate_names(model, provider)
     prefix = _LITELLM_PREFIX.get(provider or "")
+    own_only = provider in _SERVING_ONLY
     keys: list[str] = []
     for name in names:
         if prefix:
             keys.append(f"{prefix}/{name}")
-        keys.append(name)
+        if not own_only:
+            keys.append(name)
     for catalog, origin in litellm_maps():
         for key in keys:
             entry = catalog.get(key)
             if isinstance(entry, Mapping) and _litellm_has_price(entry):
                 return _litellm_to_price(key, entry, origin)
+        if own_only and prefix and (price := _litellm_pixel_price(catalog, prefix, names, origin)):
+            return price
+    return None
+
+
+def _litellm_pixel_price(catalog: Mapping[str, Any], prefix: str, names: list[str],
+                         origin: str | None) -> Price | None:
+    """A provider's per-pixel image price (``azure/standard/1024-x-1024/dall-e-3``), per image."""
+    for name in names:
+        if not (m := _IMAGE_VARIANT.match(name)):
+            continue
+        key = f"{prefix}/{m['quality']}/{m['w']}-x-{m['h']}/{m['model']}"
+        entry = catalog.get(key)
+        per_pixel = _decimal(entry.get("input_cost_per_pixel")) if isinstance(entry, Mapping) \
+            else None
+        if per_pixel is not None:
+            return Price(Rates(input=Decimal(0), output=Decimal(0),
+                               per_image=per_pixel * int(m["w"]) * int(m["h"])),
+                         "litellm", key, origin)
     return None
 
 
@@ -513,6 +560,8 @@ def genai_prices_price(model: str, provider: str | None, when: datetime) -> Pric
         return None
     snapshot = data_snapshot.get_snapshot()
     provider_id = _GENAI_PRICES_PROVIDER.get(provider or "")
+    if provider_id is None and provider in _SERVING_ONLY:
+        return None  # a provider genai-prices does not know: no other provider's price applies
     for name in candidate_names(model, provider):
         try:
             found_provider, info = snapshot.find_provider_model(name, None, provider_id, None)
@@ -576,8 +625,11 @@ class PriceResolver:
             return self._cache[key]
         except KeyError:
             pass
-        price = litellm_price(model, provider) or genai_prices_price(model, provider, when) \
-            or builtin_price(model)
+        if provider in LOCAL_PROVIDERS:
+            price = None  # a self-hosted server costs what the user's price file says, or unknown
+        else:
+            price = litellm_price(model, provider) or genai_prices_price(model, provider, when) \
+                or (builtin_price(model) if provider not in _SERVING_ONLY else None)
         with self._lock:
             if len(self._cache) > 4096:
                 self._cache.clear()
@@ -612,11 +664,14 @@ def price_call(call: Call, resolver: PriceResolver, when: datetime | None = None
         if call.reported_cost is not None:
             return call.reported_cost, "provider", None
         raise Unpriced("the call names no model")
-    names = [n for n in (model, call.requested_model) if n]
+    mapped = _mapped_model(call, resolver.table)
+    names = list(dict.fromkeys(n for n in (model, mapped, call.requested_model) if n))
     if call.variant:
         names = [f"{n}/{call.variant}" for n in names] + names
     if resolver.table:
-        candidates = [c for n in names for c in candidate_names(n, call.provider)]
+        served = [f"{call.provider}/{n}" for n in names] if call.provider in _SERVING_ONLY \
+            else []
+        candidates = [c for n in served + names for c in candidate_names(n, call.provider)]
         user_price = resolver.table.lookup(list(dict.fromkeys(candidates)),
                                           when or datetime.now(timezone.utc))
         if user_price is not None:
@@ -627,4 +682,17 @@ def price_call(call: Call, resolver: PriceResolver, when: datetime | None = None
         price = resolver.resolve(name, call.provider, when)
         if price is not None:
             return compute_cost(call.usage, price), price.source, price
+    if call.provider in LOCAL_PROVIDERS:
+        raise Unpriced(f"{call.provider} serves {model!r} on your own machines: no catalog "
+                       "prices it; add it to your price file")
+    if call.provider in _SERVING_ONLY:
+        raise Unpriced(f"no {call.provider} price known for model {model!r} (another "
+                       "provider's price is not assumed)")
     raise Unpriced(f"no price known for model {model!r}")
+
+
+def _mapped_model(call: Call, table: PriceTable) -> str | None:
+    """The model the user's price file says a deployment or endpoint serves, if any."""
+    from ._endpoints import mapped_model
+
+    return mapped_model(table, getattr(call, "endpoint", None), getattr(call, "deployment", None))

@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     from ._config import TracingConfig
 
 from ._keys import (CHAT_USAGE, COST_FALLBACKS, COST_PRICE, COST_SOURCE, COUNTED_ON,
-                    FAILED_WITH, LLM_COST, MODEL, MODEL_PROVIDER, SPAN_INPUTS, SPAN_OUTPUTS,
+                    FAILED_WITH, GEN_AI_INPUT_TOKENS, GEN_AI_OUTPUT_TOKENS, GEN_AI_PROVIDER,
+                    GEN_AI_REQUEST_MODEL, GEN_AI_RESPONSE_MODEL, LLM_COST, MODEL,
+                    MODEL_PROVIDER, PROVIDER, SPAN_INPUTS, SPAN_OUTPUTS,
                     STREAM_INCOMPLETE, TRACE_COST, TRACE_COST_COMPLETE, TRACE_LLM_CALLS,
                     TRACE_TOKEN_USAGE, TRACE_UNPRICED_CALLS, UNPRICED, UNPRICED_REASON, USAGE,
                     USAGE_FLAGS)
@@ -212,6 +214,11 @@ def _price_span(span: LiveSpan, call: _providers.Call, state: _State) -> None:
         span.set_attribute(MODEL, call.model)
     if not span.get_attribute(MODEL_PROVIDER):
         span.set_attribute(MODEL_PROVIDER, call.provider)
+    span.set_attribute(PROVIDER, call.provider)  # who served it, whatever MLflow wrote above
+    try:
+        _add_semconv(span, call)
+    except Exception:
+        internal_error("gen_ai attributes")
     if usage is None or usage.is_empty:
         refused = _refused_by_provider(span)
         if refused:
@@ -249,6 +256,19 @@ def _price_span(span: LiveSpan, call: _providers.Call, state: _State) -> None:
         span.set_attribute(COST_PRICE, price.describe())
     if cost.fallbacks:
         span.set_attribute(COST_FALLBACKS, list(cost.fallbacks))
+
+
+def _add_semconv(span: Any, call: _providers.Call) -> None:
+    """OpenTelemetry's GenAI attributes for what the span records, where MLflow set none."""
+    from ._endpoints import semconv_provider
+
+    usage = call.usage
+    for key, value in ((GEN_AI_PROVIDER, semconv_provider(call.provider)),
+                       (GEN_AI_REQUEST_MODEL, call.requested_model or call.model),
+                       (GEN_AI_RESPONSE_MODEL, call.model),
+                       (GEN_AI_INPUT_TOKENS, usage.input_tokens if usage else None),
+                       (GEN_AI_OUTPUT_TOKENS, usage.output_tokens if usage else None)):
+        _mlflow.add_otel_attribute(span, key, value)
 
 
 def _now() -> datetime:
@@ -313,13 +333,22 @@ def _mark_unpriced(span: LiveSpan, call: _providers.Call, reason: str, *,
             "genai_tracing: %s call to model %r has no cost: %s. Its tokens are recorded and "
             "the span is flagged %s. To price it, add the model to your price file "
             "(GENAI_TRACING_PRICES or enable_tracing(prices=...)), e.g.\n"
-            "  [models.%s]\n  input_per_million = ...\n  output_per_million = ...",
-            call.provider, call.model, reason, UNPRICED, json.dumps(call.model or "<model>"))
+            "  [models.%s]\n  input_per_million = ...\n  output_per_million = ...%s",
+            call.provider, call.model, reason, UNPRICED, json.dumps(call.model or "<model>"),
+            _deployment_hint(call))
     else:
         logger.warning(
             "genai_tracing: %s call to model %r has no cost: %s. The span is flagged %s and "
             "its trace total is marked incomplete.%s", call.provider, call.model, reason,
             UNPRICED, "" if _errored(span) else _usage_hint(call.provider))
+
+
+def _deployment_hint(call: _providers.Call) -> str:
+    """For a call to a named deployment: the price file can say which model it serves."""
+    if not call.deployment:
+        return ""
+    return ("\nor, if the deployment serves a model with a known price, map it:\n"
+            f"  [deployments]\n  {json.dumps(call.deployment)} = \"<model>\"")
 
 
 def _usage_hint(provider: str | None) -> str:

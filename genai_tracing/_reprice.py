@@ -18,7 +18,7 @@ from typing import Any, Sequence
 from ._accounting import counted
 from ._gaps import COST_TAG, OURS, PARTIAL, REPRICED, UNPRICED, cost_gap
 from ._repriced import repriced_calls
-from ._keys import (COST_SOURCE, REQUESTED_MODEL, TRACE_REPRICED_AT,
+from ._keys import (COST_SOURCE, ENDPOINT, REQUESTED_MODEL, TRACE_REPRICED_AT,
                     TRACE_REPRICED_CALLS, TRACE_REPRICED_COST, TRACE_REPRICED_SOURCE,
                     TRACE_REPRICED_UNPRICED, USAGE)
 from ._money import plain, to_decimal
@@ -177,8 +177,11 @@ def _price(span: Any, item: Any, resolver: Any) -> tuple[Any, str] | None:
     reported = None
     if span.get_attribute(COST_SOURCE) == "provider" and item.cost is not None:
         reported = Cost(item.cost["input_cost"], item.cost["output_cost"])
+    where = span.get_attribute(ENDPOINT)
+    where = where if isinstance(where, dict) else {}
     call = Call(item.provider or "", item.model, usage, reported_cost=reported,
-                requested_model=span.get_attribute(REQUESTED_MODEL))
+                requested_model=span.get_attribute(REQUESTED_MODEL),
+                endpoint=where.get("url"), deployment=where.get("deployment"))
     when = datetime.fromtimestamp(span.start_time_ns / 1e9, tz=timezone.utc) \
         if span.start_time_ns else None
     try:

@@ -60,6 +60,10 @@ class Call:
     # A price variant within the model, for per-image prices ("hd/1024x1792"): prices filed
     # under "<model>/<variant>" apply before those filed under the model alone.
     variant: str | None = None
+    # Where the call went (see _endpoints): the base URL, and the Azure deployment or Databricks
+    # serving endpoint it named; the price file can map either to a model.
+    endpoint: str | None = None
+    deployment: str | None = None
 
 
 def span_inputs(span: Any) -> dict[str, Any]:

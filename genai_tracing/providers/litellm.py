@@ -39,8 +39,13 @@ REFUSALS = frozenset({
     "ContentPolicyViolationError", "BudgetExceededError", "UnsupportedParamsError"})
 USAGE_HINT = ("Streams report usage only when the request sets "
               "stream_options={'include_usage': True}.")
+# LiteLLM's routing prefix -> the provider that serves the call (genai_tracing's names).
 _PROVIDERS = {"openai": "openai", "anthropic": "anthropic", "gemini": "gemini",
-              "vertex_ai": "gemini", "azure": "openai"}
+              "vertex_ai": "gemini", "azure": "azure", "databricks": "databricks",
+              "groq": "groq", "deepseek": "deepseek", "together_ai": "together_ai",
+              "fireworks_ai": "fireworks_ai", "mistral": "mistral", "xai": "xai",
+              "openrouter": "openrouter", "hosted_vllm": "vllm", "ollama": "ollama",
+              "ollama_chat": "ollama"}
 
 
 def claims(span: Any) -> bool:
@@ -56,7 +61,22 @@ def extract(span: Any) -> Call:
         span.get_attribute("model"))
     model = text_model(dig(out, "model")) or requested
     provider = provider_of(requested or model)
-    return Call(provider, _qualified(model, provider), read_usage(out), requested_model=requested)
+    qualified = _qualified(model, provider)
+    api_base = text_model(span.get_attribute("api_base"))
+    if provider == "openai" and api_base:
+        # "openai/<model>" at another address: an OpenAI-compatible server (see _endpoints).
+        from .. import _endpoints
+        from .._pricing import active_resolver
+
+        provider = _endpoints.detect(api_base, None, active_resolver().table.endpoints)
+    return Call(provider, qualified, read_usage(out), requested_model=requested,
+                endpoint=_endpoints_url(api_base))
+
+
+def _endpoints_url(api_base: str | None) -> str | None:
+    from .._endpoints import clean_url
+
+    return (clean_url(api_base) or None) if api_base else None
 
 
 def provider_of(model: str | None) -> str:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
+from .. import _endpoints, _mlflow
+from .._guard import internal_error
+from .._keys import ENDPOINT
 from .._patch import patch_method, unpatch_method
 from .._spans import CALL_ATTRIBUTE, end_with_result, wrap_call
-from .._streams import Reader, StreamWatch, hook_stream_classes, traced_span, \
-    unhook_stream_classes
+from .._streams import Reader, StreamWatch, hook_stream_classes, send_traceparent, \
+    traced_span, unhook_stream_classes
 from .._usage import Usage, UsageReader, clamp_parts
 from . import Call, dig, span_inputs, span_outputs, text_model
 
@@ -45,8 +48,37 @@ def extract(span: Any) -> Call:
     inputs = span_inputs(span)
     requested = text_model(inputs.get("model")) or text_model(span.get_attribute("model"))
     model = text_model(dig(out, "model")) or requested
-    return Call(NAME, model, read_usage(out), requested_model=requested,
-                variant=image_variant(model, inputs))
+    usage = read_usage(out)
+    where = span.get_attribute(ENDPOINT)
+    where = where if isinstance(where, dict) else {}
+    url, deployment = where.get("url") or None, where.get("deployment")
+    provider, variant = NAME, image_variant(model, inputs)
+    if url:
+        from .._pricing import active_resolver
+
+        table = active_resolver().table
+        provider = _endpoints.detect(url, where.get("client"), table.endpoints)
+        # An image deployment's answer names no model: its variant is the mapped model's.
+        variant = variant or image_variant(_endpoints.mapped_model(table, url, deployment), inputs)
+    return Call(provider, model, usage, requested_model=requested, variant=variant,
+                reported_cost=_reported_cost(out, usage), endpoint=url, deployment=deployment)
+
+
+def _reported_cost(response: Any, usage: Usage | None) -> Any:
+    """The cost an endpoint put in the usage it returned (OpenRouter's ``usage.cost``, USD)."""
+    raw = dig(response, "usage", "cost")
+    if usage is None or isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+        return None
+    from .._money import to_decimal
+    from .._pricing import Cost
+
+    total = to_decimal(raw)
+    if total is None or total < 0:
+        return None
+    # Only the total is reported: it is filed as output cost, so input + output = total.
+    from decimal import Decimal
+
+    return Cost(Decimal(0), total)
 
 
 def image_variant(model: str | None, inputs: Any) -> str | None:
@@ -160,8 +192,62 @@ def _forget_absent_modules() -> None:
             del sys.modules[name]
 
 
+def _client_classes() -> list[type]:
+    # The SDK's base clients: every client (OpenAI, AzureOpenAI, ...) sends through request().
+    from openai._base_client import AsyncAPIClient, SyncAPIClient
+
+    return [SyncAPIClient, AsyncAPIClient]
+
+
+def _note_endpoint(client: Any, options: Any) -> None:
+    """Record where a traced call is sent on its span (MLflow's autolog span, found through the
+    ``traceparent`` header autolog sends): the base URL, the client class, the deployment."""
+    headers = getattr(options, "headers", None)
+    traceparent = headers.get("traceparent") if isinstance(headers, Mapping) else None
+    span = _mlflow.span_from_traceparent(traceparent) if traceparent else None
+    if span is None:
+        return
+    url = _endpoints.clean_url(getattr(client, "base_url", ""))
+    if not url:
+        return
+    body = getattr(options, "json_data", None)
+    model = body.get("model") if isinstance(body, dict) else None
+    client_class = type(client).__name__
+    record = {"url": url, "client": client_class}
+    if deployment := _endpoints.deployment_of(url, client_class, model):
+        record["deployment"] = deployment
+    span.set_attribute(ENDPOINT, record)
+
+
+def _recording_endpoint(original: Any) -> Any:
+    import inspect
+
+    if inspect.iscoroutinefunction(original):
+        async def request_async(self: Any, cast_to: Any, options: Any, *args: Any,
+                                **kwargs: Any) -> Any:
+            try:
+                _note_endpoint(self, options)
+            except Exception:
+                internal_error("openai endpoint")
+            return await original(self, cast_to, options, *args, **kwargs)
+
+        return request_async
+
+    def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            _note_endpoint(self, options)
+        except Exception:
+            internal_error("openai endpoint")
+        return original(self, cast_to, options, *args, **kwargs)
+
+    return request
+
+
 def patch() -> None:
     _remember_absent_modules()
+    # Where each call goes decides its price (Azure, Databricks, Groq, a local server...).
+    for cls in _client_classes():
+        patch_method(cls, "request", _recording_endpoint)
     # Streams: MLflow's span of a streamed call ends when the stream is read to the end (with
     # usage) or fails; one left early (closed, exited, dropped) is ended here, marked incomplete.
     hook_stream_classes(_stream_classes(), _watch)
@@ -169,12 +255,15 @@ def patch() -> None:
     for cls in _image_classes():
         patch_method(cls, "edit", lambda original, cls=cls: wrap_call(
             original, name=cls.__name__, span_type="TOOL", provider=NAME,
-            inputs=_all_inputs, attributes=_input_attributes, finish=end_with_result))
+            inputs=_all_inputs, attributes=_input_attributes, finish=end_with_result,
+            before=send_traceparent))
 
 
 def unpatch() -> None:
     _forget_absent_modules()
     unhook_stream_classes(_stream_classes())
+    for cls in _client_classes():
+        unpatch_method(cls, "request")
     for cls in _image_classes():
         unpatch_method(cls, "edit")
 

@@ -11,6 +11,11 @@ Example::
         reply = client.chat.completions.create(model="gpt-4o-mini", messages=[...])
         assert reply.usage.prompt_tokens == 12
         assert fake.requests[-1].path == "/v1/chat/completions"
+
+The OpenAI routes answer under any prefix, so the same fake stands for an Azure OpenAI resource
+(``AzureOpenAI(azure_endpoint=fake.url, ...)`` sends ``/openai/deployments/<name>/...``), a
+Databricks workspace (``base_url=fake.databricks_base_url``) or an OpenAI-compatible server
+(OpenRouter's ``/api/v1``, Groq's ``/openai/v1``).
 """
 
 from __future__ import annotations
@@ -122,6 +127,8 @@ class FakeProvider:
       verbatim, a ``str`` body is wrapped in the called provider's error shape.
     - ``delay``: seconds to wait before answering.
     - ``fail_mid_stream``: streams send about half their events, then drop the connection.
+    - ``usage_cost``: a cost in USD to put in OpenAI chat usage as ``usage.cost``, as OpenRouter
+      reports it (``None``: no cost field).
 
     Example::
 
@@ -142,6 +149,7 @@ class FakeProvider:
     error: tuple[int, dict[str, Any] | str] | None
     delay: float
     fail_mid_stream: bool
+    usage_cost: float | None
 
     def __init__(
         self,
@@ -156,12 +164,13 @@ class FakeProvider:
         error: tuple[int, dict[str, Any] | str] | None = None,
         delay: float = 0.0,
         fail_mid_stream: bool = False,
+        usage_cost: float | None = None,
     ) -> None:
         self._defaults: dict[str, Any] = dict(
             usage=usage if usage is not None else FakeUsage(input_tokens=10, output_tokens=5),
             text=text, thinking_text=thinking_text, image_b64=image_b64,
             response_model=response_model, stream_usage=stream_usage, raw_usage=raw_usage,
-            error=error, delay=delay, fail_mid_stream=fail_mid_stream,
+            error=error, delay=delay, fail_mid_stream=fail_mid_stream, usage_cost=usage_cost,
         )
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
@@ -220,6 +229,11 @@ class FakeProvider:
     def openai_base_url(self) -> str:
         """``base_url`` for ``openai.OpenAI`` (and litellm's ``api_base`` for ``openai/...``)."""
         return self.url + "/v1"
+
+    @property
+    def databricks_base_url(self) -> str:
+        """``base_url`` for ``openai.OpenAI`` as a Databricks workspace's model serving."""
+        return self.url + "/serving-endpoints"
 
     @property
     def anthropic_base_url(self) -> str:
@@ -425,6 +439,21 @@ _ROUTES = {
     "/v1/images/edits": ("openai", "_openai_images"),
     "/v1/messages": ("anthropic", "_anthropic_messages"),
 }
+# OpenAI's routes under any other prefix: Azure's /openai/deployments/<name>/..., Databricks'
+# /serving-endpoints/..., OpenAI-compatible servers' own prefixes.
+_OPENAI_SUFFIXES = ("/chat/completions", "/responses", "/embeddings", "/images/generations",
+                    "/images/edits")
+
+
+def _route_path(path: str) -> str:
+    if path in _ROUTES:
+        return path
+    for suffix in _OPENAI_SUFFIXES:
+        if path.endswith(suffix):
+            return "/v1" + suffix
+    return path
+
+
 # google-genai uses /v1/models/..., Vertex /v1beta1/publishers/google/models/..., litellm's
 # api_base may add no version at all: accept any prefix before "models/<model>:<action>".
 _GEMINI_PATH = re.compile(r"^/(?:[^?]*/)?models/(?P<model>[^/:]+):(?P<action>[A-Za-z]+)$")
@@ -506,8 +535,8 @@ class _Handler(BaseHTTPRequestHandler):
 
         provider, route, model, action = "openai", "", "", ""
         gemini = _GEMINI_PATH.match(split.path)
-        if self.command == "POST" and split.path in _ROUTES:
-            provider, route = _ROUTES[split.path]
+        if self.command == "POST" and _route_path(split.path) in _ROUTES:
+            provider, route = _ROUTES[_route_path(split.path)]
         elif self.command == "POST" and gemini:
             provider, route, model, action = "gemini", "_gemini", gemini["model"], gemini["action"]
         call = _Call(provider, body if isinstance(body, dict) else {}, form, query, number,
@@ -560,6 +589,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- OpenAI --------------------------------------------------------------------------
 
+    def _chat_usage(self) -> Any:
+        usage, cost = self._usage(_openai_chat_usage), self.server.fake.usage_cost
+        return {**usage, "cost": cost} if cost is not None and isinstance(usage, dict) else usage
+
     def _openai_chat(self, call: _Call) -> None:
         fake, req = self.server.fake, call.body
         base = {"id": f"chatcmpl-fake{call.number:04d}", "created": _CREATED,
@@ -572,7 +605,7 @@ class _Handler(BaseHTTPRequestHandler):
                 **base, "object": "chat.completion",
                 "choices": [{"index": 0, "message": message, "logprobs": None,
                              "finish_reason": "stop"}],
-                "usage": self._usage(_openai_chat_usage)})
+                "usage": self._chat_usage()})
 
         want_usage = fake.stream_usage
         if want_usage is None:
@@ -589,7 +622,7 @@ class _Handler(BaseHTTPRequestHandler):
         deltas.append(choice({}, "stop"))
         events = [_sse({**chunk, "choices": [d]}) for d in deltas]
         if want_usage:
-            events.append(_sse({**chunk, "choices": [], "usage": self._usage(_openai_chat_usage)}))
+            events.append(_sse({**chunk, "choices": [], "usage": self._chat_usage()}))
         events.append(_sse("[DONE]"))
         self._send_stream(events)
 
@@ -660,7 +693,8 @@ class _Handler(BaseHTTPRequestHandler):
         meta = {"background": "opaque", "output_format": "png", "quality": "medium",
                 "size": req.get("size") if req.get("size") not in (None, "auto") else "1024x1024"}
         if str(req.get("stream")).lower() == "true":
-            kind = "image_edit" if self.path.startswith("/v1/images/edits") else "image_generation"
+            edit = urlsplit(self.path).path.endswith("/images/edits")
+            kind = "image_edit" if edit else "image_generation"
             events = []
             for i in range(int(req.get("partial_images") or 0)):
                 events.append({"type": f"{kind}.partial_image", "b64_json": fake.image_b64,
