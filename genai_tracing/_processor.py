@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
     from ._config import TracingConfig
 
-from ._keys import (CHAT_USAGE, COST_FALLBACKS, COST_PRICE, COST_SOURCE, COUNTED_ON,
+from ._keys import (CHAT_USAGE, COST_FALLBACKS, COST_PARTIAL, COST_PRICE, COST_SOURCE,
+                    COST_TOOLS, COUNTED_ON,
                     FAILED_WITH, LLM_COST, MODEL, MODEL_PROVIDER, SPAN_INPUTS, SPAN_OUTPUTS,
                     STREAM_INCOMPLETE, TRACE_COST, TRACE_COST_COMPLETE, TRACE_LLM_CALLS,
                     TRACE_TOKEN_USAGE, TRACE_UNPRICED_CALLS, UNPRICED, UNPRICED_REASON, USAGE,
@@ -46,7 +47,7 @@ class _State:
 
 _state: _State | None = None
 _lock = threading.Lock()
-_warned_unpriced: set[tuple[str | None, str | None, bool]] = set()
+_warned_unpriced: set[tuple[str | None, str | None, bool | str]] = set()
 
 
 def preload(config: TracingConfig) -> None:
@@ -249,6 +250,28 @@ def _price_span(span: LiveSpan, call: _providers.Call, state: _State) -> None:
         span.set_attribute(COST_PRICE, price.describe())
     if cost.fallbacks:
         span.set_attribute(COST_FALLBACKS, list(cost.fallbacks))
+    if cost.tool_costs:
+        span.set_attribute(COST_TOOLS, {tool: float(amount) for tool, amount in cost.tool_costs})
+    if cost.missing:
+        _mark_partial(span, call, "; ".join(cost.missing))
+
+
+def _mark_partial(span: LiveSpan, call: _providers.Call, reason: str) -> None:
+    """The cost covers what could be priced; a fee that could not is flagged, never taken as 0.
+
+    Flagged unpriced as well, so the trace total says it is incomplete and ``reprice()`` picks
+    the call up once the fee is in the price file."""
+    span.set_attribute(COST_PARTIAL, True)
+    span.set_attribute(UNPRICED, True)
+    span.set_attribute(UNPRICED_REASON, reason)
+    key = (call.provider, call.model, "partial")
+    with _lock:
+        if key in _warned_unpriced:
+            return
+        _warned_unpriced.add(key)
+    logger.warning("genai_tracing: %s call to model %r is billed in part: %s. The span is "
+                   "flagged %s and its trace total is marked incomplete.", call.provider,
+                   call.model, reason, COST_PARTIAL)
 
 
 def _now() -> datetime:

@@ -84,16 +84,37 @@ def read_usage(metadata: Any, response: Any = None) -> Usage | None:
         else (candidates or 0) + thoughts
     if output is None and _is_embedding(response):
         output = 0
+    cached = r.get("cached_content_token_count") or 0
+    # Per-modality counts: the prompt's include its cached tokens, which cacheTokensDetails
+    # splits the same way; audio is billed at its own rates, cached or not.
+    cached_audio = min(cached, _modality_tokens(_key(metadata, "cache_tokens_details"), "AUDIO"))
+    audio_in = _modality_tokens(_key(metadata, "prompt_tokens_details"), "AUDIO") + \
+        _modality_tokens(_key(metadata, "tool_use_prompt_tokens_details"), "AUDIO")
     usage = Usage(
         input_tokens=None if prompt is None else prompt + tool_prompt,
         output_tokens=output,
-        cached_input_tokens=r.get("cached_content_token_count") or 0,
+        cached_input_tokens=cached,
         reasoning_tokens=thoughts,
         image_input_tokens=_modality_tokens(_key(metadata, "prompt_tokens_details"), "IMAGE"),
         image_output_tokens=_modality_tokens(_key(metadata, "candidates_tokens_details"), "IMAGE"),
         images=_inline_images(response),
+        audio_input_tokens=max(0, audio_in - cached_audio),
+        cached_audio_input_tokens=cached_audio,
+        audio_output_tokens=_modality_tokens(_key(metadata, "candidates_tokens_details"), "AUDIO"),
+        tool_calls=_grounding_searches(response),
     )
     return clamp_parts(replace(usage, flags=r.flags()))
+
+
+def _grounding_searches(response: Any) -> tuple[tuple[str, int], ...]:
+    """Grounding with Google Search: the queries each candidate's grounding metadata lists."""
+    queries = 0
+    for candidate in dig(response, "candidates") or ():
+        metadata = _key(candidate, "grounding_metadata")
+        found = _key(metadata, "web_search_queries") if metadata is not None else None
+        if isinstance(found, list):
+            queries += len(found)
+    return (("web_search", queries),) if queries else ()
 
 
 def _is_embedding(response: Any) -> bool:
@@ -161,9 +182,14 @@ class _ChunkTotals(Reader):
         self.usage: Any = None
         self.text: list[str] = []
         self.images = 0
+        self.search_queries: list[str] | None = None
 
     def item(self, chunk: Any) -> None:
         self.model_version = dig(chunk, "model_version") or self.model_version
+        # Grounding metadata comes with the last chunks; only its queries are kept (billed).
+        queries = dig(chunk, "candidates", 0, "grounding_metadata", "web_search_queries")
+        if isinstance(queries, list):
+            self.search_queries = [str(q) for q in queries]
         if (usage := dig(chunk, "usage_metadata")) is not None:
             self.usage = usage.model_dump(mode="json") if hasattr(usage, "model_dump") else usage
         for part in dig(chunk, "candidates", 0, "content", "parts") or ():
@@ -176,5 +202,8 @@ class _ChunkTotals(Reader):
         parts: list[dict[str, Any]] = [{"text": "".join(self.text)}]
         # Generated images are counted, not kept: a placeholder per image, no bytes.
         parts += [{"inline_data": {"mime_type": "image/*"}} for _ in range(self.images)]
+        candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}}
+        if self.search_queries is not None:
+            candidate["grounding_metadata"] = {"web_search_queries": self.search_queries}
         return {"model_version": self.model_version, "usage_metadata": self.usage,
-                "candidates": [{"content": {"role": "model", "parts": parts}}]}
+                "candidates": [candidate]}
