@@ -552,3 +552,46 @@ def test_price_command_shows_every_dimension(tmp_path: Any) -> None:
     assert "audio output   $30 per million tokens" in text
     assert "web search     $0.02 per call" in text
     assert "priority: input $1.5, output $3 per million tokens" in text
+
+
+# -- Through LiteLLM --------------------------------------------------------------------------
+
+def test_litellm_anthropic_1h_cache_writes_and_web_search(fake_provider: FakeProvider,
+                                                          mlflow_store: TemporaryStore) -> None:
+    import litellm
+
+    genai_tracing.enable_tracing()
+    fake_provider.usage = FakeUsage(input_tokens=4000, cache_write_tokens=3000,
+                                    cache_write_1h_tokens=2000, output_tokens=100,
+                                    web_search_calls=1)
+    litellm.completion(model="anthropic/claude-sonnet-4-5", messages=MESSAGES, api_key="test",
+                       api_base=fake_provider.url, max_tokens=500)
+
+    s = SONNET
+    span = priced(stored(mlflow_store), (1000 * s["input"] + 1000 * s["write_5m"]
+                                         + 2000 * s["write_1h"]) / M + SONNET_WEB_SEARCH,
+                  100 * s["output"] / M)
+    assert span.attributes["genai_tracing.usage"]["cache_write_1h_tokens"] == 2000
+
+
+def test_reprice_completes_a_partial_cost(fake_provider: FakeProvider,
+                                          mlflow_store: TemporaryStore, tmp_path: Any) -> None:
+    genai_tracing.enable_tracing(prices={"models": {"acme-gpt": {
+        "input_per_million": 1.0, "output_per_million": 2.0}}})
+    fake_provider.usage = FakeUsage(input_tokens=1000, output_tokens=100, file_search_calls=2)
+    _responses(fake_provider, "sync", model="acme-gpt")
+    trace_id = mlflow_store.last_trace().info.trace_id
+
+    prices = tmp_path / "prices.toml"
+    prices.write_text('[models."acme-gpt"]\ninput_per_million = 1.0\noutput_per_million = 2.0\n'
+                      'file_search_per_call = 0.004\n')
+    result = genai_tracing.reprice(prices=str(prices), dry_run=False)
+
+    tokens = (1000 * 1.0 + 100 * 2.0) / M
+    (change,) = result.calls
+    assert float(change.old_cost) == pytest.approx(tokens, rel=1e-9)
+    assert float(change.new_cost) == pytest.approx(tokens + 2 * 0.004, rel=1e-9)
+    tags = mlflow.get_trace(trace_id).info.tags
+    assert float(json.loads(tags["genai_tracing.repriced.cost"])["total_cost"]) == \
+        pytest.approx(tokens + 2 * 0.004, rel=1e-9)
+    assert tags["genai_tracing.repriced.unpriced_calls"] == "0" and tags["cost"] == "repriced"
