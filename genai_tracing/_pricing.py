@@ -72,7 +72,7 @@ _FEE_KEYS = {
     "code_interpreter_per_call": "code_interpreter",
 }
 # Service tiers a price can carry rates for (OpenAI's service_tier, Anthropic's usage tier).
-SERVICE_TIERS = ("flex", "priority", "batch", "scale", "ultrafast")
+SERVICE_TIERS = ("flex", "priority", "batch", "scale", "ultrafast", "provisioned")
 # Tools a provider reports but bills nothing for beyond their tokens: counted, never flagged.
 # Anthropic web fetch: "no additional charges beyond standard token costs" (anthropic.com/pricing).
 FREE_TOOLS = frozenset({"web_fetch"})

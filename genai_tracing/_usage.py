@@ -144,7 +144,7 @@ def clamp_parts(usage: Usage) -> Usage:
 
 
 # Tiers billed at the standard rates, as each provider spells them.
-_STANDARD_TIERS = frozenset({"default", "standard", "auto", "on_demand"})
+_STANDARD_TIERS = frozenset({"default", "standard", "auto", "unspecified"})
 
 
 def billed_tier(reported: Any, requested: Any = None) -> str | None:
@@ -153,7 +153,7 @@ def billed_tier(reported: Any, requested: Any = None) -> str | None:
     ``None`` means the standard rates."""
     for value in (reported, requested):
         if isinstance(value, str) and value.strip():
-            tier = value.strip().lower()
+            tier = value.strip().lower().rsplit(".", 1)[-1]  # "ServiceTier.FLEX" too
             # OpenAI: "fast" is served, and reported, as priority.
             tier = {"fast": "priority", "batches": "batch"}.get(tier, tier)
             return None if tier in _STANDARD_TIERS else tier

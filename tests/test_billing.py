@@ -595,3 +595,30 @@ def test_reprice_completes_a_partial_cost(fake_provider: FakeProvider,
     assert float(json.loads(tags["genai_tracing.repriced.cost"])["total_cost"]) == \
         pytest.approx(tokens + 2 * 0.004, rel=1e-9)
     assert tags["genai_tracing.repriced.unpriced_calls"] == "0" and tags["cost"] == "repriced"
+
+
+# LiteLLM map, "gemini/gemini-2.5-flash": input_cost_per_token_flex 1.5e-07,
+# output_cost_per_token_flex 1.25e-06; input_cost_per_token_priority 5.4e-07,
+# output_cost_per_token_priority 4.5e-06.
+FLASH_FLEX = {"input": 0.15, "output": 1.25}
+FLASH_PRIORITY = {"input": 0.54, "output": 4.5}
+
+
+@pytest.mark.parametrize("mode", ["sync", "sync-stream", "async"])
+def test_gemini_service_tier(fake_provider: FakeProvider, mlflow_store: TemporaryStore,
+                             mode: str) -> None:
+    from google.genai import types as gtypes
+
+    genai_tracing.enable_tracing()
+    fake_provider.usage = FakeUsage(input_tokens=1000, output_tokens=100)
+    # The Gemini API reports no tier: the call is billed at the one its config asked for.
+    _gemini(fake_provider, mode, config=gtypes.GenerateContentConfig(service_tier="flex"))
+    span = priced(stored(mlflow_store), 1000 * FLASH_FLEX["input"] / M,
+                  100 * FLASH_FLEX["output"] / M)
+    assert span.attributes["genai_tracing.usage"]["service_tier"] == "flex"
+
+    # Vertex reports the traffic type that served it, which wins.
+    fake_provider.service_tier = "ON_DEMAND_PRIORITY"
+    _gemini(fake_provider, mode, config=gtypes.GenerateContentConfig(service_tier="flex"))
+    priced(stored(mlflow_store), 1000 * FLASH_PRIORITY["input"] / M,
+           100 * FLASH_PRIORITY["output"] / M)

@@ -11,7 +11,7 @@ from .._keys import MESSAGE_FORMAT, MODEL
 from .._patch import patch_method, unpatch_method
 from .._spans import CALL_ATTRIBUTE, CallSpan, end_with_result, wrap_call
 from .._streams import Reader, StreamWatch, observe_generator
-from .._usage import Usage, UsageReader, clamp_parts
+from .._usage import Usage, UsageReader, billed_tier, clamp_parts
 from . import Call, dig, span_inputs, span_outputs, text_model
 
 NAME = "gemini"
@@ -43,10 +43,22 @@ def extract(span: Any) -> Call:
         requested
     metadata = dig(out, "usage_metadata") or dig(out, "usageMetadata")
     usage = read_usage(metadata, out)
+    if usage is not None:
+        # Vertex reports the tier that served the call (traffic_type); the Gemini API does not,
+        # and the call is billed at the tier its config asked for.
+        config = span_inputs(span).get("config")
+        usage = replace(usage, service_tier=billed_tier(
+            _TRAFFIC_TIERS.get(str(_key(metadata, "traffic_type") or "").rsplit(".", 1)[-1]),
+            _key(config, "service_tier") if config is not None else None))
     if usage is None and isinstance(dig(out, "generated_images"), list):
         # Imagen bills per image and reports no tokens.
         usage = Usage(input_tokens=0, output_tokens=0, images=len(dig(out, "generated_images")))
     return Call(NAME, model, usage, requested_model=requested)
+
+
+# Vertex's usage_metadata.traffic_type: the tier each value bills at (None: standard).
+_TRAFFIC_TIERS = {"ON_DEMAND": "standard", "ON_DEMAND_FLEX": "flex",
+                  "ON_DEMAND_PRIORITY": "priority", "PROVISIONED_THROUGHPUT": "provisioned"}
 
 
 def _key(raw: Any, snake: str) -> Any:

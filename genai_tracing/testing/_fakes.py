@@ -134,9 +134,10 @@ class FakeProvider:
       verbatim, a ``str`` body is wrapped in the called provider's error shape.
     - ``delay``: seconds to wait before answering.
     - ``fail_mid_stream``: streams send about half their events, then drop the connection.
-    - ``service_tier``: the tier OpenAI and Anthropic answers report. ``None`` echoes OpenAI's
-      request (``fast`` as ``priority``, none as ``default``) and reports ``standard`` for
-      Anthropic.
+    - ``service_tier``: the tier OpenAI and Anthropic answers report, and Gemini's
+      ``usageMetadata.trafficType`` (as Vertex reports it, e.g. ``ON_DEMAND_FLEX``). ``None``
+      echoes OpenAI's request (``fast`` as ``priority``, none as ``default``), reports
+      ``standard`` for Anthropic and no traffic type for Gemini (as the Gemini API does).
 
     Example::
 
@@ -815,15 +816,20 @@ class _Handler(BaseHTTPRequestHandler):
 
         if call.action == "generateContent":
             parts = thought + [{"text": fake.text}] + image
-            return self._send_json(chunk(parts, self._usage(_gemini_usage), True))
+            return self._send_json(chunk(parts, self._gemini_usage(_gemini_usage), True))
 
         pieces = [[p] for p in thought + [{"text": t} for t in _split(fake.text)] + image]
-        chunks = [chunk(parts, self._usage(
+        chunks = [chunk(parts, self._gemini_usage(
             lambda u, i=i: _gemini_usage(u, 1.0 if i == len(pieces) - 1 else i / len(pieces))),
             i == len(pieces) - 1) for i, parts in enumerate(pieces)]
         if call.query.get("alt") != "sse":  # without alt=sse Gemini streams one JSON array
             return self._send_json(chunks)
         self._send_stream([_sse(c, sep="\r\n\r\n") for c in chunks])
+
+    def _gemini_usage(self, translate: Callable[[FakeUsage], Any]) -> Any:
+        usage = self._usage(translate)
+        tier = self.server.fake.service_tier
+        return {**usage, "trafficType": tier} if tier and isinstance(usage, dict) else usage
 
     def _gemini_embed(self, call: _Call) -> None:
         req = call.body
