@@ -370,8 +370,7 @@ def test_anthropic_cache_writes_by_lifetime(fake_provider: FakeProvider,
     assert usage.get("cache_creation_input_tokens_above_1hr", 3000) == 3000
 
 
-def test_anthropic_beta_messages_usage(fake_provider: FakeProvider,
-                                       mlflow_store: TemporaryStore) -> None:
+def test_anthropic_beta_messages_usage(fake_provider: FakeProvider) -> None:
     """beta.messages answers spell usage as messages does; read the same way where traced."""
     from genai_tracing.providers.anthropic import read_usage
 
@@ -470,31 +469,38 @@ def test_gemini_audio_input_and_grounding(fake_provider: FakeProvider,
     assert span.attributes["genai_tracing.cost.price"]["per_request"] == {"web_search": "0.035"}
 
 
-def test_price_file_cached_audio_rate(fake_provider: FakeProvider,
-                                      mlflow_store: TemporaryStore) -> None:
-    from genai_tracing.providers.gemini import read_usage
+@pytest.mark.parametrize("mode", ["sync", "async-stream"])
+def test_gemini_cached_audio(fake_provider: FakeProvider, mlflow_store: TemporaryStore,
+                             mode: str) -> None:
+    genai_tracing.enable_tracing()
+    # 1000 prompt tokens: 200 text (100 of them cached) and 800 audio (500 of them cached).
+    fake_provider.usage = FakeUsage(input_tokens=1000, audio_input_tokens=800, cached_tokens=600,
+                                    cached_audio_tokens=500, output_tokens=10)
+    _gemini(fake_provider, mode)
 
-    # Gemini splits cached tokens by modality; cached audio has its own rate.
-    usage = read_usage({"promptTokenCount": 1000, "candidatesTokenCount": 10,
-                        "cachedContentTokenCount": 600,
-                        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 200},
-                                                {"modality": "AUDIO", "tokenCount": 800}],
-                        "cacheTokensDetails": [{"modality": "TEXT", "tokenCount": 100},
-                                               {"modality": "AUDIO", "tokenCount": 500}]})
-    assert (usage.cached_input_tokens, usage.cached_audio_input_tokens,
-            usage.audio_input_tokens) == (600, 500, 300)
-    estimate = genai_tracing.estimate_cost  # same engine as spans; the file prices each part
-    from genai_tracing._pricing import PriceResolver, parse_price_table, price_call
-    from genai_tracing.providers import Call
+    f = FLASH
+    span = priced(stored(mlflow_store), (100 * f["input"] + 100 * f["cached"]
+                                         + 500 * f["cached_audio"] + 300 * f["audio_input"]) / M,
+                  10 * f["output"] / M)
+    usage = span.attributes["genai_tracing.usage"]
+    assert (usage["cached_input_tokens"], usage["cached_audio_input_tokens"],
+            usage["audio_input_tokens"]) == (600, 500, 300)
 
-    table = parse_price_table({"models": {"acme-audio": {
-        "input_per_million": 1.0, "output_per_million": 2.0, "cached_input_per_million": 0.1,
-        "audio_input_per_million": 5.0, "cached_audio_input_per_million": 0.5}}}, origin="t")
-    result, source, _ = price_call(Call("gemini", "acme-audio", usage), PriceResolver(table))
-    assert estimate is not None and source == "user"
+
+def test_price_file_cached_audio_rate(fake_provider: FakeProvider, mlflow_store: TemporaryStore,
+                                      tmp_path: Any) -> None:
+    prices = tmp_path / "prices.toml"
+    prices.write_text('[models."gemini-2.5-flash"]\ninput_per_million = 1.0\n'
+                      'output_per_million = 2.0\ncached_input_per_million = 0.1\n'
+                      'audio_input_per_million = 5.0\ncached_audio_input_per_million = 0.5\n')
+    genai_tracing.enable_tracing(prices=str(prices))
+    fake_provider.usage = FakeUsage(input_tokens=1000, audio_input_tokens=800, cached_tokens=600,
+                                    cached_audio_tokens=500, output_tokens=10)
+    _gemini(fake_provider, "async")
+
     # 100 text uncached, 100 cached text, 500 cached audio, 300 uncached audio.
-    assert float(result.input_cost) == pytest.approx(
-        (100 * 1.0 + 100 * 0.1 + 500 * 0.5 + 300 * 5.0) / M, rel=1e-12)
+    priced(stored(mlflow_store), (100 * 1.0 + 100 * 0.1 + 500 * 0.5 + 300 * 5.0) / M,
+           10 * 2.0 / M, source="user")
 
 
 # -- Price file validation and `genai-tracing price` -----------------------------------------

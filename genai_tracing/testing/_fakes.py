@@ -70,7 +70,9 @@ class FakeUsage:
         FakeUsage(input_tokens=100, cached_tokens=60, output_tokens=30, reasoning_tokens=10)
 
     Audio tokens are parts too (OpenAI chat ``*_tokens_details.audio_tokens``, Gemini's AUDIO
-    modality); ``cache_write_1h_tokens`` is the part of ``cache_write_tokens`` Anthropic reports
+    modality); ``cached_audio_tokens`` is the audio part of ``cached_tokens`` (and of
+    ``audio_input_tokens``: Gemini's per-modality prompt counts include cached tokens);
+    ``cache_write_1h_tokens`` is the part of ``cache_write_tokens`` Anthropic reports
     as ``cache_creation.ephemeral_1h_input_tokens``. The tool counts become each provider's own
     report: OpenAI Responses ``web_search_call`` / ``file_search_call`` output items, Anthropic
     ``usage.server_tool_use``, Gemini ``groundingMetadata.webSearchQueries``.
@@ -86,6 +88,7 @@ class FakeUsage:
     audio_input_tokens: int = 0
     audio_output_tokens: int = 0
     cache_write_1h_tokens: int = 0
+    cached_audio_tokens: int = 0
     web_search_calls: int = 0
     file_search_calls: int = 0
     web_fetch_calls: int = 0
@@ -394,7 +397,11 @@ def _gemini_usage(u: FakeUsage, done: float = 1.0) -> dict[str, Any]:
         meta["thoughtsTokenCount"] = u.reasoning_tokens
     if u.cached_tokens:
         meta["cachedContentTokenCount"] = u.cached_tokens
-        meta["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": u.cached_tokens}]
+        meta["cacheTokensDetails"] = [{"modality": "TEXT",
+                                       "tokenCount": u.cached_tokens - u.cached_audio_tokens}]
+        if u.cached_audio_tokens:
+            meta["cacheTokensDetails"].append({"modality": "AUDIO",
+                                               "tokenCount": u.cached_audio_tokens})
     if done >= 1.0:
         text_out = u.output_tokens - u.reasoning_tokens - u.image_output_tokens \
             - u.audio_output_tokens
