@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -143,6 +144,8 @@ def clamp_parts(usage: Usage) -> Usage:
                    flags=tuple(flags))
 
 
+_TIER_NAME = re.compile(r"[A-Za-z_]+(\.[A-Za-z_]+)?")
+_NOT_GIVEN = frozenset({"not_given", "notgiven", "omit", "none", "null"})
 # Tiers billed at the standard rates, as each provider spells them.
 _STANDARD_TIERS = frozenset({"default", "standard", "auto", "unspecified"})
 
@@ -152,7 +155,10 @@ def billed_tier(reported: Any, requested: Any = None) -> str | None:
     request asked for (a flex request served at the default tier is billed at default).
     ``None`` means the standard rates."""
     for value in (reported, requested):
-        if isinstance(value, str) and value.strip():
+        # A request's inputs may hold an SDK sentinel for "not given" (NOT_GIVEN, omit), as a
+        # string: only a tier's name counts.
+        if isinstance(value, str) and _TIER_NAME.fullmatch(value.strip()) and \
+                value.strip().lower() not in _NOT_GIVEN:
             tier = value.strip().lower().rsplit(".", 1)[-1]  # "ServiceTier.FLEX" too
             # OpenAI: "fast" is served, and reported, as priority.
             tier = {"fast": "priority", "batches": "batch"}.get(tier, tier)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any, Callable
+from typing import Any
 
 import mlflow
 import pytest
@@ -31,8 +31,9 @@ GPT5 = {"input": 1.25, "output": 10.0, "cached": 0.125}
 GPT5_FLEX = {"input": 0.625, "output": 5.0, "cached": 0.0625}
 GPT5_PRIORITY = {"input": 2.5, "output": 20.0, "cached": 0.25}
 GPT5_WEB_SEARCH = 0.01
-# LiteLLM map, "gpt-4o": input_cost_per_token_priority 4.25e-06, output_cost_per_token_priority
-# 1.7e-05, cache_read_input_token_cost_priority 2.125e-06; no *_flex keys at all.
+# LiteLLM map, "gpt-4o": input_cost_per_token 2.5e-06, output_cost_per_token 1e-05;
+# input_cost_per_token_priority 4.25e-06, output_cost_per_token_priority 1.7e-05,
+# cache_read_input_token_cost_priority 2.125e-06; no *_flex keys at all.
 GPT4O_PRIORITY = {"input": 4.25, "output": 17.0, "cached": 2.125}
 # LiteLLM map, "gpt-4o-audio-preview-2024-12-17": input_cost_per_token 2.5e-06,
 # output_cost_per_token 1e-05, input_cost_per_audio_token 4e-05, output_cost_per_audio_token 8e-05.
@@ -75,11 +76,6 @@ def priced(trace: Any, input_cost: float, output_cost: float, source: str = "lit
 def stored(store: TemporaryStore) -> Any:
     """The last trace, read back from the store by id."""
     return mlflow.get_trace(store.last_trace().info.trace_id)
-
-
-def run(coroutine_or_value: Any) -> Any:
-    return asyncio.run(coroutine_or_value) if asyncio.iscoroutine(coroutine_or_value) \
-        else coroutine_or_value
 
 
 # -- OpenAI: service tiers -------------------------------------------------------------------
@@ -134,6 +130,25 @@ def test_openai_chat_priority_tier(fake_provider: FakeProvider, mlflow_store: Te
         "cache_read_input_tokens": 200}
 
 
+def test_openai_chat_stream_helper_tier(fake_provider: FakeProvider,
+                                       mlflow_store: TemporaryStore) -> None:
+    """``chat.completions.stream()``: a tier not given is the SDK's sentinel, never a tier."""
+    genai_tracing.enable_tracing()
+    fake_provider.usage = FakeUsage(input_tokens=1000, output_tokens=300)
+    with openai_client(fake_provider).chat.completions.stream(
+            model="gpt-4o", messages=MESSAGES, stream_options={"include_usage": True}) as stream:
+        list(stream)
+    span = priced(stored(mlflow_store), 1000 * 2.5 / M, 300 * 10.0 / M)  # gpt-4o standard
+    assert "service_tier" not in span.attributes["genai_tracing.usage"]
+
+    with openai_client(fake_provider).chat.completions.stream(
+            model="gpt-4o", messages=MESSAGES, stream_options={"include_usage": True},
+            service_tier="priority") as stream:
+        list(stream)
+    priced(stored(mlflow_store), 1000 * GPT4O_PRIORITY["input"] / M,
+           300 * GPT4O_PRIORITY["output"] / M)
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_openai_responses_flex_tier(fake_provider: FakeProvider, mlflow_store: TemporaryStore,
                                    mode: str) -> None:
@@ -186,7 +201,7 @@ def test_unknown_tier_is_unpriced_and_flagged_never_standard(
     assert span.attributes["mlflow.chat.tokenUsage"]["input_tokens"] == 1000  # tokens stay
     assert trace.info.request_metadata["genai_tracing.cost.complete"] == "false"
     assert trace.info.cost is None or not trace.info.cost.get("total_cost")
-    assert any(f"service-tier rates" in r.getMessage() for r in caplog.records)
+    assert any("service-tier rates" in r.getMessage() for r in caplog.records)
 
 
 def test_price_file_service_tiers(fake_provider: FakeProvider, mlflow_store: TemporaryStore,
