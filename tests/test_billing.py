@@ -643,3 +643,17 @@ def test_gemini_service_tier(fake_provider: FakeProvider, mlflow_store: Temporar
     _gemini(fake_provider, mode, config=gtypes.GenerateContentConfig(service_tier="flex"))
     priced(stored(mlflow_store), 1000 * FLASH_PRIORITY["input"] / M,
            100 * FLASH_PRIORITY["output"] / M)
+
+
+def test_litellm_openai_flex_tier(fake_provider: FakeProvider,
+                                  mlflow_store: TemporaryStore) -> None:
+    import litellm
+
+    genai_tracing.enable_tracing()
+    fake_provider.usage = FakeUsage(input_tokens=1000, output_tokens=100)
+    litellm.completion(model="openai/gpt-5", messages=MESSAGES, api_key="test",
+                       api_base=fake_provider.openai_base_url, service_tier="flex")
+
+    span = priced(stored(mlflow_store), 1000 * GPT5_FLEX["input"] / M,
+                  100 * GPT5_FLEX["output"] / M)
+    assert span.attributes["genai_tracing.usage"]["service_tier"] == "flex"
