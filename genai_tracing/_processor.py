@@ -395,7 +395,7 @@ def _write_totals(trace: Any) -> None:
     totals = {"input_cost": Decimal(0), "output_cost": Decimal(0), "total_cost": Decimal(0)}
     tokens = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
     cache_tokens: dict[str, int] = {}
-    priced = calls = unpriced = 0
+    priced = calls = unpriced = in_part = 0
     for item in counted(_mlflow.trace_spans(trace)):
         if item.cost is not None:
             priced += 1
@@ -410,6 +410,7 @@ def _write_totals(trace: Any) -> None:
         if item.is_call:
             calls += 1
             unpriced += item.unpriced
+            in_part += item.unpriced and item.cost is not None
     metadata = _mlflow.trace_metadata(trace)
     if priced:
         metadata[TRACE_COST] = json.dumps({k: float(v) for k, v in totals.items()})
@@ -419,5 +420,5 @@ def _write_totals(trace: Any) -> None:
         metadata[TRACE_LLM_CALLS] = str(calls)
         metadata[TRACE_UNPRICED_CALLS] = str(unpriced)
         metadata[TRACE_COST_COMPLETE] = "false" if unpriced else "true"
-    mark_cost_gap(trace.info.tags, calls, unpriced)
+    mark_cost_gap(trace.info.tags, calls, unpriced, in_part)
     _breakdown.write(trace)  # per (model, provider): reports by model read no spans

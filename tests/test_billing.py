@@ -318,6 +318,8 @@ def test_unknown_tool_fee_is_partial_and_flagged(fake_provider: FakeProvider,
     reason = span.attributes["genai_tracing.cost.unpriced_reason"]
     assert "2 file_search calls not billed" in reason and "file_search_per_call" in reason
     assert trace.info.request_metadata["genai_tracing.cost.complete"] == "false"
+    assert trace.info.tags["cost"] == "partial"  # priced in part, not unpriced
+    assert trace.info.cost == cost(1000 * 1.0 / M, 100 * 2.0 / M)
     assert any("billed in part" in r.getMessage() for r in caplog.records)
 
 
