@@ -339,6 +339,34 @@ def test_price_file_tool_fees(fake_provider: FakeProvider, mlflow_store: Tempora
     assert "genai_tracing.cost.fallbacks" not in span.attributes
 
 
+def test_code_interpreter_per_container(fake_provider: FakeProvider,
+                                       mlflow_store: TemporaryStore, tmp_path: Any) -> None:
+    # No catalog prices a container per call (OpenAI bills it once per container, which calls
+    # may share): from the catalogs alone the call is partial.
+    genai_tracing.enable_tracing()
+    fake_provider.usage = FakeUsage(input_tokens=1000, output_tokens=100,
+                                    code_interpreter_containers=2)
+    _responses(fake_provider, "sync", model="gpt-5", tools=[
+        {"type": "code_interpreter", "container": {"type": "auto"}}])
+    (span,) = llm_spans(stored(mlflow_store))
+    assert span.attributes["mlflow.llm.cost"] == cost(1000 * GPT5["input"] / M,
+                                                      100 * GPT5["output"] / M)
+    assert span.attributes["genai_tracing.cost.partial"] is True
+    assert "code_interpreter_per_call" in span.attributes["genai_tracing.cost.unpriced_reason"]
+    genai_tracing.disable_tracing()
+
+    # OpenAI's price page: "Code Interpreter $0.03 / container".
+    prices = tmp_path / "prices.toml"
+    prices.write_text('[models."gpt-5"]\ninput_per_million = 1.25\noutput_per_million = 10.0\n'
+                      'code_interpreter_per_call = 0.03\n')
+    genai_tracing.enable_tracing(prices=str(prices))
+    _responses(fake_provider, "async-stream", model="gpt-5", tools=[
+        {"type": "code_interpreter", "container": {"type": "auto"}}])
+    span = priced(stored(mlflow_store), 1000 * 1.25 / M + 2 * 0.03, 100 * 10.0 / M,
+                  source="user")
+    assert span.attributes["genai_tracing.usage"]["tool_calls"] == {"code_interpreter": 2}
+
+
 # -- Anthropic: cache lifetimes, server tools -------------------------------------------------
 
 def _anthropic(fake: FakeProvider, mode: str, *, beta: bool = False, **kwargs: Any) -> None:
@@ -402,7 +430,7 @@ def test_anthropic_beta_messages_usage(fake_provider: FakeProvider) -> None:
     assert usage.tool_counts == {"web_search": 2}
 
 
-@pytest.mark.parametrize("mode", ["sync", "sync-stream", "async-stream"])
+@pytest.mark.parametrize("mode", ANTHROPIC_MODES)
 def test_anthropic_web_search_fee(fake_provider: FakeProvider, mlflow_store: TemporaryStore,
                                   mode: str) -> None:
     genai_tracing.enable_tracing()

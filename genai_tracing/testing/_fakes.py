@@ -74,7 +74,8 @@ class FakeUsage:
     ``audio_input_tokens``: Gemini's per-modality prompt counts include cached tokens);
     ``cache_write_1h_tokens`` is the part of ``cache_write_tokens`` Anthropic reports
     as ``cache_creation.ephemeral_1h_input_tokens``. The tool counts become each provider's own
-    report: OpenAI Responses ``web_search_call`` / ``file_search_call`` output items, Anthropic
+    report: OpenAI Responses ``web_search_call`` / ``file_search_call`` output items (and one
+    ``code_interpreter_call`` per container), Anthropic
     ``usage.server_tool_use``, Gemini ``groundingMetadata.webSearchQueries``.
     """
 
@@ -92,6 +93,7 @@ class FakeUsage:
     web_search_calls: int = 0
     file_search_calls: int = 0
     web_fetch_calls: int = 0
+    code_interpreter_containers: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -659,6 +661,11 @@ class _Handler(BaseHTTPRequestHandler):
         tools += [{"id": f"fs_fake{call.number:04d}_{i}", "type": "file_search_call",
                    "status": "completed", "queries": [f"query {i}"], "results": None}
                   for i in range(usage.file_search_calls if fake.raw_usage is None else 0)]
+        tools += [{"id": f"ci_fake{call.number:04d}_{i}", "type": "code_interpreter_call",
+                   "status": "completed", "code": "print(1)", "container_id": f"cntr_fake{i}",
+                   "outputs": None}
+                  for i in range(usage.code_interpreter_containers
+                                 if fake.raw_usage is None else 0)]
         response: dict[str, Any] = {
             "id": rid, "object": "response", "created_at": _CREATED, "status": "completed",
             "completed_at": _CREATED, "error": None, "incomplete_details": None,
