@@ -26,3 +26,12 @@ PER_IMAGE: dict[str, str] = {
     "imagen-4.0-ultra-generate-001": "0.06",
     "imagen-4.0-fast-generate-001": "0.02",
 }
+
+# USD per call of a provider's built-in tool, where neither catalog has the model's rate:
+# (provider, tool) -> amount.
+TOOL_FEES: dict[tuple[str, str], str] = {
+    # Anthropic web search: "$10 per 1,000 searches", plus the tokens it brings in, billed as
+    # input (anthropic.com/pricing, "Web search"). LiteLLM's map carries it for some Claude
+    # models only (search_context_cost_per_query); this covers the rest.
+    ("anthropic", "web_search"): "0.01",
+}

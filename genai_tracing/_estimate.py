@@ -80,4 +80,4 @@ def estimate_cost(
     except Unpriced as e:
         return CostEstimate(model, None, None, None, unpriced_reason=str(e))
     return CostEstimate(model, normalized(cost.input_cost), normalized(cost.output_cost), source,
-                        price.describe() if price else None, cost.fallbacks)
+                        price.describe(full=True) if price else None, cost.fallbacks)

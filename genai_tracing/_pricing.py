@@ -42,6 +42,10 @@ class Rates:
     image_input: Decimal | None = None
     image_output: Decimal | None = None
     per_image: Decimal | None = None
+    audio_input: Decimal | None = None
+    audio_output: Decimal | None = None
+    cached_audio_input: Decimal | None = None
+    cache_write_1h: Decimal | None = None
 
     def merged_over(self, base: Rates) -> Rates:
         """These rates where set, ``base`` elsewhere (a long-context tier over the base price)."""
@@ -58,9 +62,33 @@ _RATE_KEYS = {
     "image_input_per_million": "image_input",
     "image_output_per_million": "image_output",
     "per_image": "per_image",
+    "audio_input_per_million": "audio_input",
+    "audio_output_per_million": "audio_output",
+    "cached_audio_input_per_million": "cached_audio_input",
+    "cache_write_1h_per_million": "cache_write_1h",
 }
-_ENTRY_KEYS = set(_RATE_KEYS) | {"match", "valid_from", "tiers"}
+# The price-file key of each per-call tool fee (USD per call), and the tool it prices.
+_FEE_KEYS = {
+    "web_search_per_call": "web_search",
+    "file_search_per_call": "file_search",
+    "code_interpreter_per_call": "code_interpreter",
+}
+# Service tiers a price can carry rates for (OpenAI's service_tier, Anthropic's usage tier).
+SERVICE_TIERS = ("flex", "priority", "batch", "scale", "ultrafast", "provisioned")
+# Tools a provider reports but bills nothing for beyond their tokens: counted, never flagged.
+# Anthropic web fetch: "no additional charges beyond standard token costs" (anthropic.com/pricing).
+FREE_TOOLS = frozenset({"web_fetch"})
+_ENTRY_KEYS = set(_RATE_KEYS) | set(_FEE_KEYS) | {"match", "valid_from", "tiers", "service_tiers"}
 _TIER_KEYS = set(_RATE_KEYS) - {"per_image"} | {"above_input_tokens"}
+
+
+@dataclass(frozen=True)
+class Fee:
+    """A built-in tool's fee: ``amount`` USD per call the provider reports (``per="call"``), or
+    once per request that used the tool (``per="request"``, Gemini 2.x grounding)."""
+
+    amount: Decimal
+    per: str = "call"
 
 
 @dataclass(frozen=True)
@@ -79,6 +107,16 @@ class Price:
     origin: str | None = None  # the price file, for user prices
     tiers: tuple[Tier, ...] = ()
     valid_from: datetime | None = None
+    # The service tier these rates are for (None: standard), and the other tiers' prices.
+    service_tier: str | None = None
+    service_tiers: tuple[tuple[str, Price], ...] = ()
+    fees: tuple[tuple[str, Fee], ...] = ()
+
+    def for_service_tier(self, tier: str) -> Price | None:
+        return dict(self.service_tiers).get(tier)
+
+    def fee(self, tool: str) -> Fee | None:
+        return dict(self.fees).get(tool)
 
     def rates_for(self, input_tokens: int) -> Rates:
         """Long-context prices apply to the whole call once its input passes a tier's threshold."""
@@ -88,10 +126,14 @@ class Price:
                 rates = tier.rates.merged_over(self.rates)
         return rates
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self, *, full: bool = False) -> dict[str, Any]:
+        """The price as a span attribute records it; ``full`` adds every service tier's rates
+        (``genai-tracing price MODEL``)."""
         out: dict[str, Any] = {"source": self.source, "key": self.key}
         if self.origin:
             out["origin"] = self.origin
+        if self.service_tier:
+            out["service_tier"] = self.service_tier
         out["per_million"] = {f.name: plain(getattr(self.rates, f.name))
                               for f in fields(Rates) if getattr(self.rates, f.name) is not None}
         if self.tiers:
@@ -100,14 +142,30 @@ class Price:
                                 if getattr(t.rates, f.name) is not None}} for t in self.tiers]
         if self.valid_from:
             out["valid_from"] = self.valid_from.isoformat()
+        for per in ("call", "request"):
+            fees = {tool: plain(f.amount) for tool, f in self.fees if f.per == per}
+            if fees:
+                out[f"per_{per}"] = fees
+        if full and self.service_tiers:
+            out["service_tiers"] = {}
+            for name, tier in self.service_tiers:
+                described = tier.describe()
+                out["service_tiers"][name] = {k: v for k, v in described.items()
+                                              if k in ("per_million", "tiers")}
         return out
 
 
 @dataclass(frozen=True)
 class Cost:
+    """``input_cost`` includes the built-in tool fees (``tool_costs`` lists them): MLflow's
+    cost has input and output only, and its total must stay their sum. ``missing`` says what
+    could not be billed (a tool with no known fee): the cost is then a lower bound."""
+
     input_cost: Decimal
     output_cost: Decimal
     fallbacks: tuple[str, ...] = ()
+    tool_costs: tuple[tuple[str, Decimal], ...] = ()
+    missing: tuple[str, ...] = ()
 
     @property
     def total_cost(self) -> Decimal:
@@ -123,10 +181,14 @@ class Unpriced(Exception):
     """No price can be put on a call; the message is the reason shown on the span."""
 
 
-def compute_cost(usage: Usage, price: Price) -> Cost:
-    """Bill each part of the usage at its own rate; missing optional rates fall back, recorded."""
+def compute_cost(usage: Usage, price: Price, fallbacks: list[str] | None = None) -> Cost:
+    """Bill each part of the usage at its own rate; missing optional rates fall back, recorded.
+
+    Audio tokens and 1-hour cache writes are never billed at the text or 5-minute rates: without
+    their own rate the call is unpriced. A built-in tool with no fee leaves the cost partial.
+    """
     rates = price.rates_for(usage.input_tokens or 0)
-    fallbacks: list[str] = []
+    fallbacks = list(fallbacks or ())
 
     def rate(kind: str, tokens: int, fallback: str | None = None) -> Decimal:
         if tokens == 0:
@@ -141,19 +203,27 @@ def compute_cost(usage: Usage, price: Price) -> Cost:
         return value
 
     cached = usage.cached_input_tokens
+    cached_audio = usage.cached_audio_input_tokens
     written = usage.cache_write_tokens
+    written_1h = usage.cache_write_1h_tokens
     image_in = usage.image_input_tokens
-    text_in = (usage.input_tokens or 0) - cached - written - image_in
+    audio_in = usage.audio_input_tokens
+    text_in = (usage.input_tokens or 0) - cached - written - image_in - audio_in
     image_out = usage.image_output_tokens
-    text_out = (usage.output_tokens or 0) - image_out
-    if text_in < 0 or text_out < 0:
+    audio_out = usage.audio_output_tokens
+    text_out = (usage.output_tokens or 0) - image_out - audio_out
+    if text_in < 0 or text_out < 0 or cached_audio > cached or written_1h > written:
         raise Unpriced("usage parts add up to more than the reported total")
 
     input_cost = (text_in * rate("input", text_in)
-                  + cached * rate("cached_input", cached, "input")
-                  + written * rate("cache_write", written, "input")
-                  + image_in * rate("image_input", image_in, "input")) / MILLION
-    output_cost = text_out * rate("output", text_out) / MILLION
+                  + (cached - cached_audio) * rate("cached_input", cached - cached_audio, "input")
+                  + cached_audio * rate("cached_audio_input", cached_audio, "audio_input")
+                  + (written - written_1h) * rate("cache_write", written - written_1h, "input")
+                  + written_1h * rate("cache_write_1h", written_1h)
+                  + image_in * rate("image_input", image_in, "input")
+                  + audio_in * rate("audio_input", audio_in)) / MILLION
+    output_cost = (text_out * rate("output", text_out)
+                   + audio_out * rate("audio_output", audio_out)) / MILLION
     # Image output is never billed at the text rate (12x too low): image-token rate, else a
     # price per image; with neither the call stays unpriced.
     if image_out and (rates.image_output is not None or rates.per_image is None
@@ -161,7 +231,19 @@ def compute_cost(usage: Usage, price: Price) -> Cost:
         output_cost += image_out * rate("image_output", image_out) / MILLION
     elif usage.images:
         output_cost += usage.images * rate("per_image", usage.images)
-    return Cost(input_cost, output_cost, tuple(fallbacks))
+    tool_costs: list[tuple[str, Decimal]] = []
+    missing: list[str] = []
+    for tool, count in usage.tool_calls:
+        if tool in FREE_TOOLS or count <= 0:
+            continue
+        fee = price.fee(tool)
+        if fee is None:
+            missing.append(f"{count} {tool} call{'' if count == 1 else 's'} not billed: no "
+                           f"per-call fee known (add {tool}_per_call to your price file)")
+            continue
+        tool_costs.append((tool, fee.amount * (count if fee.per == "call" else 1)))
+    input_cost += sum((c for _, c in tool_costs), Decimal(0))
+    return Cost(input_cost, output_cost, tuple(fallbacks), tuple(tool_costs), tuple(missing))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -345,9 +427,45 @@ def _parse_entry(name: str, value: Any, where: str, from_file: bool = False) -> 
                                      "e.g. above_input_tokens = 200000")
         tiers.append(Tier(threshold, _parse_rates(tier, tctx, allowed=_TIER_KEYS,
                                                   from_file=from_file)))
+    fees = tuple((tool, Fee(_parse_number(value[key], f"{ctx}.{key}", key, from_file)))
+                 for key, tool in _FEE_KEYS.items() if key in value)
+    service_tiers = _parse_service_tiers(value.get("service_tiers"), name, f"{ctx}.service_tiers",
+                                         where, fees, from_file) if "service_tiers" in value else ()
     price = Price(rates, "user", name, where, tuple(sorted(tiers, key=lambda t:
-                                                            t.above_input_tokens)), valid_from)
+                                                            t.above_input_tokens)), valid_from,
+                  service_tiers=service_tiers, fees=fees)
     return _Entry(name, price, pattern)
+
+
+def _parse_service_tiers(raw: Any, name: str, ctx: str, where: str,
+                         fees: tuple[tuple[str, Fee], ...], from_file: bool
+                         ) -> tuple[tuple[str, Price], ...]:
+    """``service_tiers = { flex = { input_per_million = ..., ... }, priority = {...} }``."""
+    example = "e.g. [models.\"gpt-5\".service_tiers.flex] with input_per_million = 0.625"
+    if not isinstance(raw, Mapping):
+        raise ConfigurationError(ctx, raw, "must be a table of service tiers", example)
+    parsed = []
+    for tier, table in raw.items():
+        tctx = f"{ctx}.{tier}"
+        if tier not in SERVICE_TIERS:
+            raise ConfigurationError(tctx, table, "is not a known service tier",
+                                     _did_you_mean(tier, set(SERVICE_TIERS))
+                                     + f"use only {', '.join(SERVICE_TIERS)}")
+        if not isinstance(table, Mapping):
+            raise ConfigurationError(tctx, table, "must be a table of prices", example)
+        allowed = set(_RATE_KEYS) - {"per_image"}
+        unknown = set(table) - allowed
+        if unknown:
+            key = sorted(unknown)[0]
+            raise ConfigurationError(f"{tctx}.{key}", table[key], "is not a known key",
+                                     _did_you_mean(key, allowed)
+                                     + f"use only {', '.join(sorted(allowed))}")
+        rates = _parse_rates(table, tctx, allowed=allowed, from_file=from_file)
+        if rates.input is None and rates.output is None:
+            raise ConfigurationError(tctx, dict(table), "has no price",
+                                     "give at least input_per_million and output_per_million")
+        parsed.append((tier, Price(rates, "user", name, where, service_tier=tier, fees=fees)))
+    return tuple(parsed)
 
 
 def _parse_rates(value: Mapping[str, Any], ctx: str, allowed: set[str], from_file: bool = False
@@ -356,26 +474,28 @@ def _parse_rates(value: Mapping[str, Any], ctx: str, allowed: set[str], from_fil
     for key, attr in _RATE_KEYS.items():
         if key not in value or key not in allowed:
             continue
-        raw = value[key]
-        if from_file and isinstance(raw, str):
-            quoted = to_decimal(raw.strip()) is not None
-            raise ConfigurationError(f"{ctx}.{key}", raw, "is a string, not a number",
-                                     f"remove the quotes: {key} = {raw.strip()}" if quoted
-                                     else f"write it as a number of USD, e.g. {key} = 0.5")
-        try:
-            if isinstance(raw, bool) or not isinstance(raw, (int, float, str, Decimal)):
-                raise InvalidOperation
-            number = Decimal(str(raw))
-            if not number.is_finite():
-                raise InvalidOperation
-        except InvalidOperation:
-            raise ConfigurationError(f"{ctx}.{key}", raw, "is not a number",
-                                     f"write it as a number of USD, e.g. {key} = 0.5") from None
-        if number < 0:
-            raise ConfigurationError(f"{ctx}.{key}", raw, "is negative",
-                                     "prices are USD amounts >= 0")
-        parsed[attr] = number
+        parsed[attr] = _parse_number(value[key], f"{ctx}.{key}", key, from_file)
     return Rates(**parsed)
+
+
+def _parse_number(raw: Any, ctx: str, key: str, from_file: bool) -> Decimal:
+    if from_file and isinstance(raw, str):
+        quoted = to_decimal(raw.strip()) is not None
+        raise ConfigurationError(ctx, raw, "is a string, not a number",
+                                 f"remove the quotes: {key} = {raw.strip()}" if quoted
+                                 else f"write it as a number of USD, e.g. {key} = 0.5")
+    try:
+        if isinstance(raw, bool) or not isinstance(raw, (int, float, str, Decimal)):
+            raise InvalidOperation
+        number = Decimal(str(raw))
+        if not number.is_finite():
+            raise InvalidOperation
+    except InvalidOperation:
+        raise ConfigurationError(ctx, raw, "is not a number",
+                                 f"write it as a number of USD, e.g. {key} = 0.5") from None
+    if number < 0:
+        raise ConfigurationError(ctx, raw, "is negative", "prices are USD amounts >= 0")
+    return number
 
 
 def _compile(raw: Any, ctx: str) -> re.Pattern[str]:
@@ -477,7 +597,7 @@ def litellm_price(model: str, provider: str | None) -> Price | None:
         for key in keys:
             entry = catalog.get(key)
             if isinstance(entry, Mapping) and _litellm_has_price(entry):
-                return _litellm_to_price(key, entry, origin)
+                return _litellm_to_price(key, entry, origin, provider)
         if own_only and prefix and (price := _litellm_pixel_price(catalog, prefix, names, origin)):
             return price
     return None
@@ -515,32 +635,65 @@ def _per_million(value: Any) -> Decimal | None:
         return None
 
 
-_LITELLM_TIER = re.compile(r"^(input_cost_per_token|output_cost_per_token|"
-                           r"cache_read_input_token_cost|cache_creation_input_token_cost)"
-                           r"_above_(\d+)k_tokens$")
+# LiteLLM's key of each per-token rate (USD per token).
 _LITELLM_TIER_FIELD = {"input_cost_per_token": "input", "output_cost_per_token": "output",
                        "cache_read_input_token_cost": "cached_input",
-                       "cache_creation_input_token_cost": "cache_write"}
+                       "cache_creation_input_token_cost": "cache_write",
+                       "input_cost_per_image_token": "image_input",
+                       "output_cost_per_image_token": "image_output",
+                       "input_cost_per_audio_token": "audio_input",
+                       "output_cost_per_audio_token": "audio_output",
+                       "cache_read_input_audio_token_cost": "cached_audio_input",
+                       "cache_creation_input_token_cost_above_1hr": "cache_write_1h"}
+_LITELLM_TIER = re.compile(r"^(" + "|".join(sorted(_LITELLM_TIER_FIELD, key=len, reverse=True))
+                           + r")_above_(\d+)k_tokens$")
+# LiteLLM files a service tier's rates under the standard keys plus a suffix
+# (input_cost_per_token_flex, cache_read_input_token_cost_priority, ..._batches).
+_LITELLM_SERVICE_TIERS = {"_flex": "flex", "_priority": "priority", "_batches": "batch",
+                          "_ultrafast": "ultrafast"}
 
 
-def _litellm_to_price(key: str, entry: Mapping[str, Any], origin: str | None = None) -> Price:
-    rates = Rates(
-        input=_per_million(entry.get("input_cost_per_token")),
-        output=_per_million(entry.get("output_cost_per_token")),
-        cached_input=_per_million(entry.get("cache_read_input_token_cost")),
-        cache_write=_per_million(entry.get("cache_creation_input_token_cost")),
-        image_input=_per_million(entry.get("input_cost_per_image_token")),
-        image_output=_per_million(entry.get("output_cost_per_image_token")),
-        per_image=_decimal(entry.get("output_cost_per_image")),
-    )
+def _litellm_to_price(key: str, entry: Mapping[str, Any], origin: str | None = None,
+                      provider: str | None = None) -> Price:
+    rates = Rates(per_image=_decimal(entry.get("output_cost_per_image")),
+                  **{field: _per_million(entry.get(k)) for k, field in
+                     _LITELLM_TIER_FIELD.items()})
     tiers: dict[int, dict[str, Decimal]] = {}
     for k, v in entry.items():
         if m := _LITELLM_TIER.match(k):
             rate = _per_million(v)
             if rate is not None:
                 tiers.setdefault(int(m.group(2)) * 1000, {})[_LITELLM_TIER_FIELD[m.group(1)]] = rate
+    fees = _litellm_fees(entry, provider or key.split("/", 1)[0])
+    service_tiers = []
+    for suffix, tier in _LITELLM_SERVICE_TIERS.items():
+        sub = {k[:-len(suffix)]: v for k, v in entry.items() if k.endswith(suffix)}
+        if sub.get("input_cost_per_token") is not None or \
+                sub.get("output_cost_per_token") is not None:
+            priced = _litellm_to_price(key, sub, origin, provider)
+            service_tiers.append((tier, replace(priced, service_tier=tier, fees=fees)))
     return Price(rates, "litellm", key, origin, tiers=tuple(
-        Tier(t, Rates(**r)) for t, r in sorted(tiers.items())))
+        Tier(t, Rates(**r)) for t, r in sorted(tiers.items())),
+        service_tiers=tuple(service_tiers), fees=fees)
+
+
+def _litellm_fees(entry: Mapping[str, Any], provider: str) -> tuple[tuple[str, Fee], ...]:
+    fees: list[tuple[str, Fee]] = []
+    search = entry.get("search_context_cost_per_query")
+    if isinstance(search, Mapping):
+        # OpenAI's default search context size is medium; the map gives one rate per size.
+        search = search.get("search_context_size_medium", next(iter(search.values()), None))
+    if (amount := _decimal(search)) is not None:
+        # Gemini 2.x grounding is billed per grounded prompt, Gemini 3 per search query
+        # (ai.google.dev/gemini-api/docs/pricing); LiteLLM marks the latter "per_query".
+        per = "request" if provider in ("gemini", "vertex_ai") and \
+            entry.get("web_search_billing_unit") != "per_query" else "call"
+        fees.append(("web_search", Fee(amount, per)))
+    if (amount := _decimal(entry.get("file_search_cost_per_1k_calls"))) is not None:
+        fees.append(("file_search", Fee(amount / 1000)))
+    if (amount := _decimal(entry.get("code_interpreter_cost_per_session"))) is not None:
+        fees.append(("code_interpreter", Fee(amount)))
+    return tuple(fees)
 
 
 def _decimal(value: Any) -> Decimal | None:
@@ -550,6 +703,15 @@ def _decimal(value: Any) -> Decimal | None:
         return Decimal(str(value))
     except (InvalidOperation, ValueError):
         return None
+
+
+# genai-prices' name of each rate (USD per million tokens).
+_GENAI_PRICES_FIELD = {"input_mtok": "input", "output_mtok": "output",
+                       "cache_read_mtok": "cached_input", "cache_write_mtok": "cache_write",
+                       "input_image_mtok": "image_input", "output_image_mtok": "image_output",
+                       "input_audio_mtok": "audio_input", "output_audio_mtok": "audio_output",
+                       "cache_audio_read_mtok": "cached_audio_input",
+                       "cache_write_1h_mtok": "cache_write_1h"}
 
 
 def genai_prices_price(model: str, provider: str | None, when: datetime) -> Price | None:
@@ -573,21 +735,24 @@ def genai_prices_price(model: str, provider: str | None, when: datetime) -> Pric
             value = getattr(prices, attr, None)
             return value.base if isinstance(value, TieredPrices) else value
 
-        rates = Rates(input=base("input_mtok"), output=base("output_mtok"),
-                      cached_input=base("cache_read_mtok"), cache_write=base("cache_write_mtok"),
-                      image_input=base("input_image_mtok"), image_output=base("output_image_mtok"))
+        rates = Rates(**{kind: base(attr) for attr, kind in _GENAI_PRICES_FIELD.items()})
         if rates.input is None and rates.output is None:
             continue
         tiers: dict[int, dict[str, Decimal]] = {}
-        for attr, kind in (("input_mtok", "input"), ("output_mtok", "output"),
-                           ("cache_read_mtok", "cached_input"),
-                           ("cache_write_mtok", "cache_write")):
+        for attr, kind in _GENAI_PRICES_FIELD.items():
             value = getattr(prices, attr, None)
             if isinstance(value, TieredPrices):
                 for tier in value.tiers:
                     tiers.setdefault(int(tier.start), {})[kind] = tier.price
+        fees = []
+        for attr, tool in (("web_searches_kcount", "web_search"),
+                           ("storage_searches_kcount", "file_search")):
+            if (amount := _decimal(getattr(prices, attr, None))) is not None:
+                # Per thousand; Gemini grounding is per grounded prompt (see _litellm_fees).
+                per = "request" if provider == "gemini" and tool == "web_search" else "call"
+                fees.append((tool, Fee(amount / 1000, per)))
         return Price(rates, "genai-prices", f"{found_provider.id}/{info.id}", tiers=tuple(
-            Tier(t, Rates(**r)) for t, r in sorted(tiers.items())))
+            Tier(t, Rates(**r)) for t, r in sorted(tiers.items())), fees=tuple(fees))
     return None
 
 
@@ -675,13 +840,13 @@ def price_call(call: Call, resolver: PriceResolver, when: datetime | None = None
         user_price = resolver.table.lookup(list(dict.fromkeys(candidates)),
                                           when or datetime.now(timezone.utc))
         if user_price is not None:
-            return compute_cost(call.usage, user_price), "user", user_price
+            return _bill(call, user_price, when)
     if call.reported_cost is not None:
         return call.reported_cost, "provider", None
     for name in dict.fromkeys(names):
         price = resolver.resolve(name, call.provider, when)
         if price is not None:
-            return compute_cost(call.usage, price), price.source, price
+            return _bill(call, price, when)
     if call.provider in LOCAL_PROVIDERS:
         raise Unpriced(f"{call.provider} serves {model!r} on your own machines: no catalog "
                        "prices it; add it to your price file")
@@ -696,3 +861,82 @@ def _mapped_model(call: Call, table: PriceTable) -> str | None:
     from ._endpoints import mapped_model
 
     return mapped_model(table, getattr(call, "endpoint", None), getattr(call, "deployment", None))
+
+
+# The rates a call may need that a price may lack, filled from the next source that has them.
+_SUPPLEMENTED_RATES = (("audio_input", "audio_input_tokens"),
+                       ("audio_output", "audio_output_tokens"),
+                       ("cached_audio_input", "cached_audio_input_tokens"),
+                       ("cache_write_1h", "cache_write_1h_tokens"))
+
+
+def _bill(call: Call, price: Price, when: datetime | None) -> tuple[Cost, str, Price]:
+    """The cost of a call at ``price``, at the service tier the call was billed at.
+
+    A rate or fee the price lacks for a part of this call (a service tier, audio, 1-hour cache
+    writes, a tool's fee) comes from the next source that has it, in precedence order (LiteLLM's
+    map, genai-prices, then genai_tracing's own fees), and each such fallback is recorded.
+    A service tier no source prices leaves the call unpriced: never the standard rates.
+    """
+    usage = call.usage
+    assert usage is not None
+    fallbacks: list[str] = []
+    source = price.source
+    tier = usage.service_tier
+    if tier:
+        tiered = price.for_service_tier(tier)
+        if tiered is None:
+            for other in _other_prices(call, price, when):
+                if (tiered := other.for_service_tier(tier)) is not None:
+                    fallbacks.append(f"service_tier {tier}={other.source} {other.key!r}")
+                    source = other.source
+                    break
+        if tiered is None:
+            raise Unpriced(f"no {tier!r} service-tier rates for model {call.model!r} in "
+                           f"{price.source} price {price.key!r} or any catalog (add "
+                           f"service_tiers.{tier} to its entry in your price file)")
+        price = replace(tiered, fees=_merged_fees(tiered.fees, price.fees))
+    else:
+        rates = price.rates_for(usage.input_tokens or 0)
+        for kind, part in _SUPPLEMENTED_RATES:
+            if not getattr(usage, part) or getattr(rates, kind) is not None:
+                continue
+            for other in _other_prices(call, price, when):
+                value = getattr(other.rates_for(usage.input_tokens or 0), kind)
+                if value is not None:
+                    fallbacks.append(f"{kind}={other.source} {other.key!r}")
+                    price = replace(price, rates=replace(price.rates, **{kind: value}))
+                    break
+    for tool, count in usage.tool_calls:
+        if count and tool not in FREE_TOOLS and price.fee(tool) is None:
+            for other in _other_prices(call, price, when):
+                if (fee := other.fee(tool)) is not None:
+                    fallbacks.append(f"{tool}={other.source} {other.key!r}")
+                    price = replace(price, fees=price.fees + ((tool, fee),))
+                    break
+    return compute_cost(usage, price, fallbacks), source, price
+
+
+def _merged_fees(first: tuple[tuple[str, Fee], ...], then: tuple[tuple[str, Fee], ...]
+                 ) -> tuple[tuple[str, Fee], ...]:
+    have = {tool for tool, _ in first}
+    return first + tuple((tool, fee) for tool, fee in then if tool not in have)
+
+
+def _other_prices(call: Call, price: Price, when: datetime | None) -> Any:
+    """The catalogs' prices for the call's model other than ``price``, in precedence order."""
+    when = when or datetime.now(timezone.utc)
+    names = list(dict.fromkeys(n for n in (call.model, call.requested_model) if n))
+    for name in names:
+        for found in (litellm_price(name, call.provider),
+                      genai_prices_price(name, call.provider, when)):
+            if found is not None and (found.source, found.key) != (price.source, price.key):
+                yield found
+    yield builtin_fees(call.provider)
+
+
+def builtin_fees(provider: str | None) -> Price:
+    from ._builtin_prices import SOURCE, TOOL_FEES
+
+    return Price(Rates(), SOURCE, f"{provider} tool fees", fees=tuple(
+        (tool, Fee(Decimal(amount))) for (p, tool), amount in TOOL_FEES.items() if p == provider))

@@ -27,10 +27,11 @@ if TYPE_CHECKING:
 
     from ._config import TracingConfig
 
-from ._keys import (CHAT_USAGE, COST_FALLBACKS, COST_PRICE, COST_SOURCE, COUNTED_ON,
-                    FAILED_WITH, GEN_AI_INPUT_TOKENS, GEN_AI_OUTPUT_TOKENS, GEN_AI_PROVIDER,
-                    GEN_AI_REQUEST_MODEL, GEN_AI_RESPONSE_MODEL, LLM_COST, MODEL,
-                    MODEL_PROVIDER, PROVIDER, SPAN_INPUTS, SPAN_OUTPUTS,
+from ._keys import (CHAT_USAGE, COST_FALLBACKS, COST_PARTIAL, COST_PRICE, COST_SOURCE,
+                    COST_TOOLS, COUNTED_ON, FAILED_WITH, GEN_AI_INPUT_TOKENS,
+                    GEN_AI_OUTPUT_TOKENS, GEN_AI_PROVIDER, GEN_AI_REQUEST_MODEL,
+                    GEN_AI_RESPONSE_MODEL, LLM_COST, MODEL, MODEL_PROVIDER, PROVIDER,
+                    SPAN_INPUTS, SPAN_OUTPUTS,
                     STREAM_INCOMPLETE, TRACE_COST, TRACE_COST_COMPLETE, TRACE_LLM_CALLS,
                     TRACE_TOKEN_USAGE, TRACE_UNPRICED_CALLS, UNPRICED, UNPRICED_REASON, USAGE,
                     USAGE_FLAGS)
@@ -48,7 +49,7 @@ class _State:
 
 _state: _State | None = None
 _lock = threading.Lock()
-_warned_unpriced: set[tuple[str | None, str | None, bool]] = set()
+_warned_unpriced: set[tuple[str | None, str | None, bool | str]] = set()
 
 
 def preload(config: TracingConfig) -> None:
@@ -256,6 +257,28 @@ def _price_span(span: LiveSpan, call: _providers.Call, state: _State) -> None:
         span.set_attribute(COST_PRICE, price.describe())
     if cost.fallbacks:
         span.set_attribute(COST_FALLBACKS, list(cost.fallbacks))
+    if cost.tool_costs:
+        span.set_attribute(COST_TOOLS, {tool: float(amount) for tool, amount in cost.tool_costs})
+    if cost.missing:
+        _mark_partial(span, call, "; ".join(cost.missing))
+
+
+def _mark_partial(span: LiveSpan, call: _providers.Call, reason: str) -> None:
+    """The cost covers what could be priced; a fee that could not is flagged, never taken as 0.
+
+    Flagged unpriced as well, so the trace total says it is incomplete and ``reprice()`` picks
+    the call up once the fee is in the price file."""
+    span.set_attribute(COST_PARTIAL, True)
+    span.set_attribute(UNPRICED, True)
+    span.set_attribute(UNPRICED_REASON, reason)
+    key = (call.provider, call.model, "partial")
+    with _lock:
+        if key in _warned_unpriced:
+            return
+        _warned_unpriced.add(key)
+    logger.warning("genai_tracing: %s call to model %r is billed in part: %s. The span is "
+                   "flagged %s and its trace total is marked incomplete.", call.provider,
+                   call.model, reason, COST_PARTIAL)
 
 
 def _add_semconv(span: Any, call: _providers.Call) -> None:
@@ -401,7 +424,7 @@ def _write_totals(trace: Any) -> None:
     totals = {"input_cost": Decimal(0), "output_cost": Decimal(0), "total_cost": Decimal(0)}
     tokens = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
     cache_tokens: dict[str, int] = {}
-    priced = calls = unpriced = 0
+    priced = calls = unpriced = in_part = 0
     for item in counted(_mlflow.trace_spans(trace)):
         if item.cost is not None:
             priced += 1
@@ -416,6 +439,7 @@ def _write_totals(trace: Any) -> None:
         if item.is_call:
             calls += 1
             unpriced += item.unpriced
+            in_part += item.unpriced and item.cost is not None
     metadata = _mlflow.trace_metadata(trace)
     if priced:
         metadata[TRACE_COST] = json.dumps({k: float(v) for k, v in totals.items()})
@@ -425,5 +449,5 @@ def _write_totals(trace: Any) -> None:
         metadata[TRACE_LLM_CALLS] = str(calls)
         metadata[TRACE_UNPRICED_CALLS] = str(unpriced)
         metadata[TRACE_COST_COMPLETE] = "false" if unpriced else "true"
-    mark_cost_gap(trace.info.tags, calls, unpriced)
+    mark_cost_gap(trace.info.tags, calls, unpriced, in_part)
     _breakdown.write(trace)  # per (model, provider): reports by model read no spans

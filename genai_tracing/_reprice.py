@@ -18,7 +18,7 @@ from typing import Any, Sequence
 from ._accounting import counted
 from ._gaps import COST_TAG, OURS, PARTIAL, REPRICED, UNPRICED, cost_gap
 from ._repriced import repriced_calls
-from ._keys import (COST_SOURCE, ENDPOINT, REQUESTED_MODEL, TRACE_REPRICED_AT,
+from ._keys import (COST_PARTIAL, COST_SOURCE, ENDPOINT, REQUESTED_MODEL, TRACE_REPRICED_AT,
                     TRACE_REPRICED_CALLS, TRACE_REPRICED_COST, TRACE_REPRICED_SOURCE,
                     TRACE_REPRICED_UNPRICED, USAGE)
 from ._money import plain, to_decimal
@@ -132,8 +132,10 @@ def _reprice_trace(trace: Any, resolver: Any, wanted: set[str] | None, only_unpr
         span = item.span
         current = recorded.get(span.span_id)
         old = current if current is not None else (item.cost or {}).get("total_cost")
+        # A cost that left out a fee it could not price (a tool call) is as good as unpriced.
+        partial = current is None and bool(span.get_attribute(COST_PARTIAL))
         if item.is_call and (wanted is None or _model_names(item) & wanted) and (
-                old is None or not only_unpriced):
+                old is None or partial or not only_unpriced):
             priced = _price(span, item, resolver)
             if priced is not None and not _same(priced[0].total_cost, old):
                 cost, source = priced
@@ -141,10 +143,12 @@ def _reprice_trace(trace: Any, resolver: Any, wanted: set[str] | None, only_unpr
                                             cost.total_cost, source))
                 recorded[span.span_id] = old = cost.total_cost
                 sources.add(source)
+                partial = False
         if old is None:
             unpriced += int(item.is_call)
         else:
             total += old
+            unpriced += int(item.is_call and partial)
     calls_tag = json.dumps({k: plain(v) for k, v in recorded.items()})
     tags = {TRACE_REPRICED_COST: json.dumps({"total_cost": plain(total)}),
             TRACE_REPRICED_UNPRICED: str(unpriced),
@@ -188,6 +192,8 @@ def _price(span: Any, item: Any, resolver: Any) -> tuple[Any, str] | None:
         cost, source, price = price_call(call, resolver, when)
     except Unpriced:
         return None
+    if cost.missing:
+        return None  # still a fee short: not a complete price
     if source == "user" and price is not None and price.origin:
         source = f"user ({price.origin})"
     return cost, source

@@ -264,6 +264,13 @@ def _price(args: argparse.Namespace, out: TextIO) -> int:
         rates = ", ".join(f"{k} ${_plain(v)}" for k, v in tier.items()
                           if k != "above_input_tokens")
         out.write(f"  above {tier['above_input_tokens']:,} input tokens: {rates}\n")
+    for per, unit in (("per_call", "per call"), ("per_request", "per request that uses it")):
+        for tool, value in (price.get(per) or {}).items():
+            out.write(f"  {tool.replace('_', ' '):14} ${_plain(value)} {unit}\n")
+    for tier, described in (price.get("service_tiers") or {}).items():
+        rates = ", ".join(f"{k.replace('_', ' ')} ${_plain(v)}"
+                          for k, v in (described.get("per_million") or {}).items())
+        out.write(f"  service tier {tier}: {rates} per million tokens\n")
     if price.get("valid_from"):
         out.write(f"  valid from {price['valid_from']}\n")
     if estimate.fallbacks:

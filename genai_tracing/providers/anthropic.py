@@ -17,7 +17,7 @@ from .._spans import CALL_ATTRIBUTE, CallSpan, wrap_call
 from .._streams import Reader, StreamWatch, hook_stream_classes, own, owned_span, \
     hook_openers, send_traceparent, take_reading, traced_span, unhook_openers, \
     unhook_stream_classes
-from .._usage import Usage, UsageReader, clamp_parts
+from .._usage import Usage, UsageReader, billed_tier, clamp_parts
 from . import Call, dig, span_inputs, span_outputs, text_model
 
 NAME = "anthropic"
@@ -49,18 +49,28 @@ def extract(span: Any) -> Call:
 
 
 def read_usage(raw: Any) -> Usage | None:
-    """Anthropic's ``input_tokens`` leaves out cache reads and writes; the total puts them back."""
+    """Anthropic's ``input_tokens`` leaves out cache reads and writes; the total puts them back.
+
+    ``cache_creation`` splits the writes by lifetime (the 1-hour ones cost 2x input, the
+    5-minute ones 1.25x), ``server_tool_use`` counts the server tools' requests, and
+    ``service_tier`` says which tier billed the call (``messages`` and ``beta.messages`` alike).
+    """
     if raw is None:
         return None
     r = UsageReader(raw)
     uncached = r.get("input_tokens")
     cached = r.get("cache_read_input_tokens") or 0
     written = r.get("cache_creation_input_tokens") or 0
+    tools = {"web_search": r.get("server_tool_use", "web_search_requests") or 0,
+             "web_fetch": r.get("server_tool_use", "web_fetch_requests") or 0}
     usage = Usage(
         input_tokens=None if uncached is None else uncached + cached + written,
         output_tokens=r.get("output_tokens"),
         cached_input_tokens=cached,
         cache_write_tokens=written,
+        cache_write_1h_tokens=r.get("cache_creation", "ephemeral_1h_input_tokens") or 0,
+        service_tier=billed_tier(dig(raw, "service_tier")),
+        tool_calls=tuple(sorted((k, v) for k, v in tools.items() if v)),
     )
     return clamp_parts(replace(usage, flags=r.flags()))
 

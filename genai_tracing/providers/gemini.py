@@ -11,7 +11,7 @@ from .._keys import MESSAGE_FORMAT, MODEL
 from .._patch import patch_method, unpatch_method
 from .._spans import CALL_ATTRIBUTE, CallSpan, end_with_result, wrap_call
 from .._streams import Reader, StreamWatch, observe_generator
-from .._usage import Usage, UsageReader, clamp_parts
+from .._usage import Usage, UsageReader, billed_tier, clamp_parts
 from . import Call, dig, span_inputs, span_outputs, text_model
 
 NAME = "gemini"
@@ -43,10 +43,22 @@ def extract(span: Any) -> Call:
         requested
     metadata = dig(out, "usage_metadata") or dig(out, "usageMetadata")
     usage = read_usage(metadata, out)
+    if usage is not None:
+        # Vertex reports the tier that served the call (traffic_type); the Gemini API does not,
+        # and the call is billed at the tier its config asked for.
+        config = span_inputs(span).get("config")
+        usage = replace(usage, service_tier=billed_tier(
+            _TRAFFIC_TIERS.get(str(_key(metadata, "traffic_type") or "").rsplit(".", 1)[-1]),
+            _key(config, "service_tier") if config is not None else None))
     if usage is None and isinstance(dig(out, "generated_images"), list):
         # Imagen bills per image and reports no tokens.
         usage = Usage(input_tokens=0, output_tokens=0, images=len(dig(out, "generated_images")))
     return Call(NAME, model, usage, requested_model=requested)
+
+
+# Vertex's usage_metadata.traffic_type: the tier each value bills at (None: standard).
+_TRAFFIC_TIERS = {"ON_DEMAND": "standard", "ON_DEMAND_FLEX": "flex",
+                  "ON_DEMAND_PRIORITY": "priority", "PROVISIONED_THROUGHPUT": "provisioned"}
 
 
 def _key(raw: Any, snake: str) -> Any:
@@ -84,16 +96,37 @@ def read_usage(metadata: Any, response: Any = None) -> Usage | None:
         else (candidates or 0) + thoughts
     if output is None and _is_embedding(response):
         output = 0
+    cached = r.get("cached_content_token_count") or 0
+    # Per-modality counts: the prompt's include its cached tokens, which cacheTokensDetails
+    # splits the same way; audio is billed at its own rates, cached or not.
+    cached_audio = min(cached, _modality_tokens(_key(metadata, "cache_tokens_details"), "AUDIO"))
+    audio_in = _modality_tokens(_key(metadata, "prompt_tokens_details"), "AUDIO") + \
+        _modality_tokens(_key(metadata, "tool_use_prompt_tokens_details"), "AUDIO")
     usage = Usage(
         input_tokens=None if prompt is None else prompt + tool_prompt,
         output_tokens=output,
-        cached_input_tokens=r.get("cached_content_token_count") or 0,
+        cached_input_tokens=cached,
         reasoning_tokens=thoughts,
         image_input_tokens=_modality_tokens(_key(metadata, "prompt_tokens_details"), "IMAGE"),
         image_output_tokens=_modality_tokens(_key(metadata, "candidates_tokens_details"), "IMAGE"),
         images=_inline_images(response),
+        audio_input_tokens=max(0, audio_in - cached_audio),
+        cached_audio_input_tokens=cached_audio,
+        audio_output_tokens=_modality_tokens(_key(metadata, "candidates_tokens_details"), "AUDIO"),
+        tool_calls=_grounding_searches(response),
     )
     return clamp_parts(replace(usage, flags=r.flags()))
+
+
+def _grounding_searches(response: Any) -> tuple[tuple[str, int], ...]:
+    """Grounding with Google Search: the queries each candidate's grounding metadata lists."""
+    queries = 0
+    for candidate in dig(response, "candidates") or ():
+        metadata = _key(candidate, "grounding_metadata")
+        found = _key(metadata, "web_search_queries") if metadata is not None else None
+        if isinstance(found, list):
+            queries += len(found)
+    return (("web_search", queries),) if queries else ()
 
 
 def _is_embedding(response: Any) -> bool:
@@ -161,9 +194,14 @@ class _ChunkTotals(Reader):
         self.usage: Any = None
         self.text: list[str] = []
         self.images = 0
+        self.search_queries: list[str] | None = None
 
     def item(self, chunk: Any) -> None:
         self.model_version = dig(chunk, "model_version") or self.model_version
+        # Grounding metadata comes with the last chunks; only its queries are kept (billed).
+        queries = dig(chunk, "candidates", 0, "grounding_metadata", "web_search_queries")
+        if isinstance(queries, list):
+            self.search_queries = [str(q) for q in queries]
         if (usage := dig(chunk, "usage_metadata")) is not None:
             self.usage = usage.model_dump(mode="json") if hasattr(usage, "model_dump") else usage
         for part in dig(chunk, "candidates", 0, "content", "parts") or ():
@@ -176,5 +214,8 @@ class _ChunkTotals(Reader):
         parts: list[dict[str, Any]] = [{"text": "".join(self.text)}]
         # Generated images are counted, not kept: a placeholder per image, no bytes.
         parts += [{"inline_data": {"mime_type": "image/*"}} for _ in range(self.images)]
+        candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}}
+        if self.search_queries is not None:
+            candidate["grounding_metadata"] = {"web_search_queries": self.search_queries}
         return {"model_version": self.model_version, "usage_metadata": self.usage,
-                "candidates": [{"content": {"role": "model", "parts": parts}}]}
+                "candidates": [candidate]}

@@ -102,7 +102,17 @@ def read_usage(response: Any) -> Usage | None:
     r = UsageReader(raw)
     cached = usage.cached_input_tokens or r.get("cache_read_input_tokens") or 0
     written = r.get("cache_creation_input_tokens") or 0
+    # Anthropic's 1-hour cache writes and web searches, as LiteLLM passes them through.
+    written_1h = r.get("prompt_tokens_details", "cache_creation_token_details",
+                       "ephemeral_1h_input_tokens") or 0
+    searches = r.get("server_tool_use", "web_search_requests") or \
+        r.get("prompt_tokens_details", "web_search_requests") or 0
+    tools = dict(usage.tool_calls)
+    if searches:
+        tools["web_search"] = searches
     return clamp_parts(replace(usage, cached_input_tokens=cached, cache_write_tokens=written,
+                               cache_write_1h_tokens=written_1h,
+                               tool_calls=tuple(sorted(tools.items())),
                                flags=tuple(dict.fromkeys(usage.flags + r.flags()))))
 
 

@@ -11,7 +11,7 @@ from .._patch import patch_method, unpatch_method
 from .._spans import CALL_ATTRIBUTE, end_with_result, wrap_call
 from .._streams import Reader, StreamWatch, hook_stream_classes, send_traceparent, \
     traced_span, unhook_stream_classes
-from .._usage import Usage, UsageReader, clamp_parts
+from .._usage import Usage, UsageReader, billed_tier, clamp_parts
 from . import Call, dig, span_inputs, span_outputs, text_model
 
 NAME = "openai"
@@ -48,7 +48,7 @@ def extract(span: Any) -> Call:
     inputs = span_inputs(span)
     requested = text_model(inputs.get("model")) or text_model(span.get_attribute("model"))
     model = text_model(dig(out, "model")) or requested
-    usage = read_usage(out)
+    usage = read_usage(out, requested_tier=inputs.get("service_tier"))
     where = span.get_attribute(ENDPOINT)
     where = where if isinstance(where, dict) else {}
     url, deployment = where.get("url") or None, where.get("deployment")
@@ -93,8 +93,10 @@ def image_variant(model: str | None, inputs: Any) -> str | None:
     return f"{quality}/{size}"
 
 
-def read_usage(response: Any) -> Usage | None:
-    """Usage of any OpenAI-shaped response (also LiteLLM's, which copies the chat shape)."""
+def read_usage(response: Any, *, requested_tier: Any = None) -> Usage | None:
+    """Usage of any OpenAI-shaped response (also LiteLLM's, which copies the chat shape).
+
+    The service tier the response reports wins over the one the request asked for."""
     raw = dig(response, "usage")
     if raw is None:
         images = dig(response, "data")
@@ -115,6 +117,8 @@ def read_usage(response: Any) -> Usage | None:
             reasoning_tokens=r.get("completion_tokens_details", "reasoning_tokens") or 0,
             image_input_tokens=r.get("prompt_tokens_details", "image_tokens") or 0,
             image_output_tokens=r.get("completion_tokens_details", "image_tokens") or 0,
+            audio_input_tokens=r.get("prompt_tokens_details", "audio_tokens") or 0,
+            audio_output_tokens=r.get("completion_tokens_details", "audio_tokens") or 0,
         )
     else:
         # Responses API and gpt-image-* image generation.
@@ -131,10 +135,36 @@ def read_usage(response: Any) -> Usage | None:
             image_input_tokens=r.get("input_tokens_details", "image_tokens") or 0,
             image_output_tokens=image_out or 0,
             images=len(dig(response, "data")) if is_images else 0,
+            audio_input_tokens=r.get("input_tokens_details", "audio_tokens") or 0,
+            audio_output_tokens=r.get("output_tokens_details", "audio_tokens") or 0,
         )
     from dataclasses import replace
 
+    usage = replace(usage, service_tier=billed_tier(dig(response, "service_tier"), requested_tier),
+                    tool_calls=tool_calls(dig(response, "output")))
     return clamp_parts(replace(usage, flags=r.flags(*usage.flags)))
+
+
+# Responses output items billed per call, by item type (platform.openai.com/docs/pricing,
+# "Built-in tools"): web search and file search per call, code interpreter per container.
+_TOOL_ITEMS = {"web_search_call": "web_search", "file_search_call": "file_search"}
+
+
+def tool_calls(output: Any) -> tuple[tuple[str, int], ...]:
+    """The built-in tool calls a Responses answer reports, as output items."""
+    if not isinstance(output, list):
+        return ()
+    counts: dict[str, int] = {}
+    containers: set[str] = set()
+    for item in output:
+        kind = dig(item, "type")
+        if kind in _TOOL_ITEMS:
+            counts[_TOOL_ITEMS[kind]] = counts.get(_TOOL_ITEMS[kind], 0) + 1
+        elif kind == "code_interpreter_call":
+            containers.add(str(dig(item, "container_id") or dig(item, "id")))
+    if containers:
+        counts["code_interpreter"] = len(containers)
+    return tuple(sorted(counts.items()))
 
 
 def _is_embedding(response: Any) -> bool:

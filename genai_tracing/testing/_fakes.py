@@ -73,6 +73,15 @@ class FakeUsage:
     Example::
 
         FakeUsage(input_tokens=100, cached_tokens=60, output_tokens=30, reasoning_tokens=10)
+
+    Audio tokens are parts too (OpenAI chat ``*_tokens_details.audio_tokens``, Gemini's AUDIO
+    modality); ``cached_audio_tokens`` is the audio part of ``cached_tokens`` (and of
+    ``audio_input_tokens``: Gemini's per-modality prompt counts include cached tokens);
+    ``cache_write_1h_tokens`` is the part of ``cache_write_tokens`` Anthropic reports
+    as ``cache_creation.ephemeral_1h_input_tokens``. The tool counts become each provider's own
+    report: OpenAI Responses ``web_search_call`` / ``file_search_call`` output items (and one
+    ``code_interpreter_call`` per container), Anthropic
+    ``usage.server_tool_use``, Gemini ``groundingMetadata.webSearchQueries``.
     """
 
     input_tokens: int = 0
@@ -82,6 +91,14 @@ class FakeUsage:
     reasoning_tokens: int = 0
     image_input_tokens: int = 0
     image_output_tokens: int = 0
+    audio_input_tokens: int = 0
+    audio_output_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    cached_audio_tokens: int = 0
+    web_search_calls: int = 0
+    file_search_calls: int = 0
+    web_fetch_calls: int = 0
+    code_interpreter_containers: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -129,6 +146,10 @@ class FakeProvider:
     - ``fail_mid_stream``: streams send about half their events, then drop the connection.
     - ``usage_cost``: a cost in USD to put in OpenAI chat usage as ``usage.cost``, as OpenRouter
       reports it (``None``: no cost field).
+    - ``service_tier``: the tier OpenAI and Anthropic answers report, and Gemini's
+      ``usageMetadata.trafficType`` (as Vertex reports it, e.g. ``ON_DEMAND_FLEX``). ``None``
+      echoes OpenAI's request (``fast`` as ``priority``, none as ``default``), reports
+      ``standard`` for Anthropic and no traffic type for Gemini (as the Gemini API does).
 
     Example::
 
@@ -150,6 +171,7 @@ class FakeProvider:
     delay: float
     fail_mid_stream: bool
     usage_cost: float | None
+    service_tier: str | None
 
     def __init__(
         self,
@@ -165,12 +187,14 @@ class FakeProvider:
         delay: float = 0.0,
         fail_mid_stream: bool = False,
         usage_cost: float | None = None,
+        service_tier: str | None = None,
     ) -> None:
         self._defaults: dict[str, Any] = dict(
             usage=usage if usage is not None else FakeUsage(input_tokens=10, output_tokens=5),
             text=text, thinking_text=thinking_text, image_b64=image_b64,
             response_model=response_model, stream_usage=stream_usage, raw_usage=raw_usage,
             error=error, delay=delay, fail_mid_stream=fail_mid_stream, usage_cost=usage_cost,
+            service_tier=service_tier,
         )
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
@@ -306,7 +330,8 @@ def _sse(data: Any, event: str | None = None, sep: str = "\n\n") -> bytes:
 # -- usage translation ---------------------------------------------------------------------
 
 def _openai_chat_usage(u: FakeUsage) -> dict[str, Any]:
-    prompt_details: dict[str, int] = {"cached_tokens": u.cached_tokens, "audio_tokens": 0}
+    prompt_details: dict[str, int] = {"cached_tokens": u.cached_tokens,
+                                      "audio_tokens": u.audio_input_tokens}
     if u.cache_write_tokens:
         prompt_details["cache_write_tokens"] = u.cache_write_tokens
     if u.image_input_tokens:
@@ -314,7 +339,8 @@ def _openai_chat_usage(u: FakeUsage) -> dict[str, Any]:
     return {
         "prompt_tokens": u.input_tokens, "completion_tokens": u.output_tokens,
         "total_tokens": u.total_tokens, "prompt_tokens_details": prompt_details,
-        "completion_tokens_details": {"reasoning_tokens": u.reasoning_tokens, "audio_tokens": 0,
+        "completion_tokens_details": {"reasoning_tokens": u.reasoning_tokens,
+                                      "audio_tokens": u.audio_output_tokens,
                                       "accepted_prediction_tokens": 0,
                                       "rejected_prediction_tokens": 0},
     }
@@ -344,17 +370,27 @@ def _openai_image_usage(u: FakeUsage) -> dict[str, Any]:
     return usage
 
 
-def _anthropic_usage(u: FakeUsage, output_tokens: int | None = None) -> dict[str, Any]:
+def _anthropic_usage(u: FakeUsage, output_tokens: int | None = None,
+                     service_tier: str | None = None) -> dict[str, Any]:
     return {
         # Anthropic's input_tokens excludes what was read from or written to the cache.
         "input_tokens": u.input_tokens - u.cached_tokens - u.cache_write_tokens,
         "cache_creation_input_tokens": u.cache_write_tokens,
         "cache_read_input_tokens": u.cached_tokens,
-        "cache_creation": {"ephemeral_5m_input_tokens": u.cache_write_tokens,
-                           "ephemeral_1h_input_tokens": 0},
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": u.cache_write_tokens - u.cache_write_1h_tokens,
+            "ephemeral_1h_input_tokens": u.cache_write_1h_tokens},
         "output_tokens": u.output_tokens if output_tokens is None else output_tokens,
-        "service_tier": "standard",
+        "service_tier": service_tier or "standard",
+        **_anthropic_server_tools(u),
     }
+
+
+def _anthropic_server_tools(u: FakeUsage) -> dict[str, Any]:
+    if not (u.web_search_calls or u.web_fetch_calls):
+        return {}
+    return {"server_tool_use": {"web_search_requests": u.web_search_calls,
+                                "web_fetch_requests": u.web_fetch_calls}}
 
 
 def _gemini_usage(u: FakeUsage, done: float = 1.0) -> dict[str, Any]:
@@ -366,20 +402,30 @@ def _gemini_usage(u: FakeUsage, done: float = 1.0) -> dict[str, Any]:
     meta: dict[str, Any] = {"promptTokenCount": u.input_tokens,
                             "candidatesTokenCount": candidates,
                             "totalTokenCount": u.input_tokens + candidates + u.reasoning_tokens}
-    prompt_details = [{"modality": "TEXT", "tokenCount": u.input_tokens - u.image_input_tokens}]
+    prompt_details = [{"modality": "TEXT", "tokenCount": u.input_tokens - u.image_input_tokens
+                       - u.audio_input_tokens}]
     if u.image_input_tokens:
         prompt_details.append({"modality": "IMAGE", "tokenCount": u.image_input_tokens})
+    if u.audio_input_tokens:
+        prompt_details.append({"modality": "AUDIO", "tokenCount": u.audio_input_tokens})
     meta["promptTokensDetails"] = prompt_details
     if u.reasoning_tokens:
         meta["thoughtsTokenCount"] = u.reasoning_tokens
     if u.cached_tokens:
         meta["cachedContentTokenCount"] = u.cached_tokens
-        meta["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": u.cached_tokens}]
+        meta["cacheTokensDetails"] = [{"modality": "TEXT",
+                                       "tokenCount": u.cached_tokens - u.cached_audio_tokens}]
+        if u.cached_audio_tokens:
+            meta["cacheTokensDetails"].append({"modality": "AUDIO",
+                                               "tokenCount": u.cached_audio_tokens})
     if done >= 1.0:
-        text_out = u.output_tokens - u.reasoning_tokens - u.image_output_tokens
+        text_out = u.output_tokens - u.reasoning_tokens - u.image_output_tokens \
+            - u.audio_output_tokens
         details = [{"modality": "TEXT", "tokenCount": text_out}]
         if u.image_output_tokens:
             details.append({"modality": "IMAGE", "tokenCount": u.image_output_tokens})
+        if u.audio_output_tokens:
+            details.append({"modality": "AUDIO", "tokenCount": u.audio_output_tokens})
         meta["candidatesTokensDetails"] = details
     return meta
 
@@ -583,6 +629,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _model(self, requested: str) -> str:
         return self.server.fake.response_model or requested
 
+    def _openai_tier(self, req: dict[str, Any]) -> str:
+        """As OpenAI reports it: the tier that served the call (here: the one asked for)."""
+        if self.server.fake.service_tier is not None:
+            return self.server.fake.service_tier
+        asked = str(req.get("service_tier") or "default")
+        return {"fast": "priority", "auto": "default"}.get(asked, asked)
+
     def _usage(self, translate: Callable[[FakeUsage], Any]) -> Any:
         fake = self.server.fake
         return fake.raw_usage if fake.raw_usage is not None else translate(fake.usage)
@@ -597,7 +650,7 @@ class _Handler(BaseHTTPRequestHandler):
         fake, req = self.server.fake, call.body
         base = {"id": f"chatcmpl-fake{call.number:04d}", "created": _CREATED,
                 "model": self._model(req.get("model", "")), "system_fingerprint": "fp_fake",
-                "service_tier": "default"}
+                "service_tier": self._openai_tier(req)}
         if not req.get("stream"):
             message = {"role": "assistant", "content": fake.text, "refusal": None,
                        "annotations": []}
@@ -632,11 +685,26 @@ class _Handler(BaseHTTPRequestHandler):
         part = {"type": "output_text", "text": fake.text, "annotations": [], "logprobs": []}
         item = {"id": item_id, "type": "message", "status": "completed", "role": "assistant",
                 "content": [part]}
+        # Built-in tool calls come before the answer, one output item each.
+        usage = fake.usage
+        tools: list[dict[str, Any]] = [
+            {"id": f"ws_fake{call.number:04d}_{i}", "type": "web_search_call",
+             "status": "completed", "action": {"type": "search", "query": f"query {i}"}}
+            for i in range(usage.web_search_calls if fake.raw_usage is None else 0)]
+        tools += [{"id": f"fs_fake{call.number:04d}_{i}", "type": "file_search_call",
+                   "status": "completed", "queries": [f"query {i}"], "results": None}
+                  for i in range(usage.file_search_calls if fake.raw_usage is None else 0)]
+        tools += [{"id": f"ci_fake{call.number:04d}_{i}", "type": "code_interpreter_call",
+                   "status": "completed", "code": "print(1)", "container_id": f"cntr_fake{i}",
+                   "outputs": None}
+                  for i in range(usage.code_interpreter_containers
+                                 if fake.raw_usage is None else 0)]
         response: dict[str, Any] = {
             "id": rid, "object": "response", "created_at": _CREATED, "status": "completed",
             "completed_at": _CREATED, "error": None, "incomplete_details": None,
             "instructions": req.get("instructions"), "max_output_tokens": None,
-            "model": self._model(req.get("model", "")), "output": [item],
+            "model": self._model(req.get("model", "")), "output": [*tools, item],
+            "service_tier": self._openai_tier(req),
             "parallel_tool_calls": True, "previous_response_id": None,
             "reasoning": {"effort": None, "summary": None}, "store": True,
             "temperature": 1.0, "text": {"format": {"type": "text"}, "verbosity": "medium"},
@@ -650,17 +718,21 @@ class _Handler(BaseHTTPRequestHandler):
                    "usage": None}
         empty_item = {**item, "status": "in_progress", "content": []}
         empty_part = {**part, "text": ""}
-        where = {"item_id": item_id, "output_index": 0, "content_index": 0}
+        at = len(tools)
+        where = {"item_id": item_id, "output_index": at, "content_index": 0}
         events: list[dict[str, Any]] = [
             {"type": "response.created", "response": pending},
             {"type": "response.in_progress", "response": pending},
-            {"type": "response.output_item.added", "output_index": 0, "item": empty_item},
+            *({"type": kind, "output_index": i, "item": tool}
+              for i, tool in enumerate(tools)
+              for kind in ("response.output_item.added", "response.output_item.done")),
+            {"type": "response.output_item.added", "output_index": at, "item": empty_item},
             {"type": "response.content_part.added", **where, "part": empty_part},
             *({"type": "response.output_text.delta", **where, "delta": piece, "logprobs": []}
               for piece in _split(fake.text)),
             {"type": "response.output_text.done", **where, "text": fake.text, "logprobs": []},
             {"type": "response.content_part.done", **where, "part": part},
-            {"type": "response.output_item.done", "output_index": 0, "item": item},
+            {"type": "response.output_item.done", "output_index": at, "item": item},
             {"type": "response.completed", "response": response},
         ]
         self._send_stream([_sse({**e, "sequence_number": n}, e["type"])
@@ -723,12 +795,14 @@ class _Handler(BaseHTTPRequestHandler):
         message = {"id": f"msg_fake{call.number:04d}", "type": "message", "role": "assistant",
                    "model": self._model(req.get("model", "")), "content": blocks,
                    "stop_reason": "end_turn", "stop_sequence": None,
-                   "usage": self._usage(_anthropic_usage)}
+                   "usage": self._usage(lambda u: _anthropic_usage(
+                       u, service_tier=fake.service_tier))}
         if not req.get("stream"):
             return self._send_json(message)
 
         start = {**message, "content": [], "stop_reason": None,
-                 "usage": self._usage(lambda u: _anthropic_usage(u, output_tokens=1))}
+                 "usage": self._usage(lambda u: _anthropic_usage(
+                     u, output_tokens=1, service_tier=fake.service_tier))}
         events: list[dict[str, Any]] = [{"type": "message_start", "message": start},
                                         {"type": "ping"}]
         for index, block in enumerate(blocks):
@@ -749,7 +823,8 @@ class _Handler(BaseHTTPRequestHandler):
                        "usage": self._usage(lambda u: {
                            k: v for k, v in _anthropic_usage(u).items()
                            if k in ("input_tokens", "cache_creation_input_tokens",
-                                    "cache_read_input_tokens", "output_tokens")})})
+                                    "cache_read_input_tokens", "output_tokens",
+                                    "server_tool_use")})})
         events.append({"type": "message_stop"})
         self._send_stream([_sse(e, e["type"]) for e in events])
 
@@ -775,23 +850,34 @@ class _Handler(BaseHTTPRequestHandler):
                  if wants_image else [])
         base = {"modelVersion": self._model(call.model), "responseId": f"fake{call.number:04d}"}
 
+        searches = fake.usage.web_search_calls if fake.raw_usage is None else 0
+
         def chunk(parts: list[dict[str, Any]], usage: Any, last: bool) -> dict[str, Any]:
             candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
             if last:
                 candidate["finishReason"] = "STOP"
+                if searches:  # grounding with Google Search: the queries it ran
+                    candidate["groundingMetadata"] = {
+                        "webSearchQueries": [f"query {i}" for i in range(searches)],
+                        "searchEntryPoint": {"renderedContent": "<div></div>"}}
             return {"candidates": [candidate], "usageMetadata": usage, **base}
 
         if call.action == "generateContent":
             parts = thought + [{"text": fake.text}] + image
-            return self._send_json(chunk(parts, self._usage(_gemini_usage), True))
+            return self._send_json(chunk(parts, self._gemini_usage(_gemini_usage), True))
 
         pieces = [[p] for p in thought + [{"text": t} for t in _split(fake.text)] + image]
-        chunks = [chunk(parts, self._usage(
+        chunks = [chunk(parts, self._gemini_usage(
             lambda u, i=i: _gemini_usage(u, 1.0 if i == len(pieces) - 1 else i / len(pieces))),
             i == len(pieces) - 1) for i, parts in enumerate(pieces)]
         if call.query.get("alt") != "sse":  # without alt=sse Gemini streams one JSON array
             return self._send_json(chunks)
         self._send_stream([_sse(c, sep="\r\n\r\n") for c in chunks])
+
+    def _gemini_usage(self, translate: Callable[[FakeUsage], Any]) -> Any:
+        usage = self._usage(translate)
+        tier = self.server.fake.service_tier
+        return {**usage, "trafficType": tier} if tier and isinstance(usage, dict) else usage
 
     def _gemini_embed(self, call: _Call) -> None:
         req = call.body
