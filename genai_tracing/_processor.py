@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _breakdown, _mlflow
 from . import providers as _providers
-from ._accounting import counted
+from ._accounting import counted, is_call, span_cost
 from ._gaps import mark_cost_gap
 from ._guard import internal_error, logger
 from ._pricing import PriceResolver, Unpriced, price_call, use_resolver
@@ -179,6 +179,8 @@ def _process(span: LiveSpan, state: _State) -> None:
             span.set_attribute(LLM_COST, {})
         else:
             _price_span(span, module.extract(span), state)
+    else:
+        _defer_to_calls_below(span)
     if span.parent_id is None:
         _finish_trace(span.trace_id, root=span)
     elif module is not None:
@@ -204,6 +206,46 @@ def _enclosing_call(span: LiveSpan, modules: tuple[ModuleType, ...]) -> Any | No
             outer = parent
         parent_id = parent.parent_id
     return outer
+
+
+def _defer_to_calls_below(span: Any) -> None:
+    """A framework's span of a model call (LangChain's ``ChatOpenAI``, LlamaIndex's ``OpenAI``)
+    over the provider call's own span: the call below carries the cost, once.
+
+    MLflow puts its own (LiteLLM) price on any span with usage and a model, so the framework's
+    span would carry a second cost for the same call: two numbers for one call in the span tree,
+    and a double count in every view that sums span costs (the Overview's cost charts do). An
+    empty cost stops that price, as on the inner span of a call traced twice; the span keeps
+    everything else MLflow wrote (its usage included) and names the call(s) that counted it."""
+    cost = span.get_attribute(LLM_COST)
+    if cost is None and not isinstance(span.get_attribute(CHAT_USAGE), dict):
+        return  # nothing MLflow would price: most framework spans (chains, tools, agents)
+    if cost is not None and span_cost(span) is None:
+        return  # already empty
+    below = _calls_below(span)
+    if not below or (cost is None and not _store_would_price(span)):
+        return
+    span.set_attribute(COUNTED_ON, below[0] if len(below) == 1 else below)
+    span.set_attribute(LLM_COST, {})
+
+
+def _calls_below(span: Any) -> list[str]:
+    """The ids of the provider call spans (priced or flagged) under ``span``, in its trace."""
+    with _mlflow.open_trace(span.trace_id) as trace:
+        if trace is None:
+            return []
+        spans = _mlflow.trace_spans(trace)
+    children: dict[Any, list[Any]] = {}
+    for s in spans:
+        children.setdefault(s.parent_id, []).append(s)
+    found, stack = [], list(children.get(span.span_id, ()))
+    while stack:
+        s = stack.pop()
+        if is_call(s):
+            found.append(s.span_id)
+        else:
+            stack.extend(children.get(s.span_id, ()))
+    return found
 
 
 def _price_span(span: LiveSpan, call: _providers.Call, state: _State) -> None:

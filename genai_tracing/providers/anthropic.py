@@ -1,21 +1,29 @@
-"""Anthropic SDK: ``messages.create`` (plain and ``stream=True``) and ``messages.stream()``.
+"""Anthropic SDK: ``messages.create`` (plain and ``stream=True``) and ``messages.stream()``,
+their ``beta.messages`` twins, and raw responses (``with_raw_response``).
 
 MLflow autolog traces ``messages.create``; for ``stream=True`` its span ends before the stream is
 read, with no usage, and ``messages.stream()`` it does not trace at all. The SDK's ``Stream``
-class, which both go through, gives the usage from the stream's own events.
+class, which both go through, gives the usage from the stream's own events. ``beta.messages``
+(pydantic-ai's Anthropic model calls it) MLflow does not trace: its calls get spans as autolog
+makes for ``messages.create``. A call made through ``with_raw_response`` (langchain-anthropic
+makes every call so) returns the SDK's raw ``APIResponse``, which is what MLflow records as the
+span's output: its usage is read from the response body the SDK has already read.
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import replace
 from typing import Any
 
 from .. import _mlflow
-from .._keys import MESSAGE_FORMAT, MODEL
+from .._guard import internal_error
+from .._keys import MESSAGE_FORMAT, MODEL, STREAM_INCOMPLETE
 from .._patch import patch_method, unpatch_method
 from .._spans import CALL_ATTRIBUTE, CallSpan, wrap_call
 from .._streams import Reader, StreamWatch, hook_stream_classes, own, owned_span, \
-    hook_openers, send_traceparent, take_reading, traced_span, unhook_openers, \
+    hook_openers, put_reading, send_traceparent, take_reading, traced_span, unhook_openers, \
     unhook_stream_classes
 from .._usage import Usage, UsageReader, clamp_parts
 from . import Call, dig, span_inputs, span_outputs, text_model
@@ -86,7 +94,28 @@ def _stream_classes() -> list[type]:
 def _manager_classes() -> list[type]:
     from anthropic.lib.streaming import AsyncMessageStreamManager, MessageStreamManager
 
-    return [MessageStreamManager, AsyncMessageStreamManager]
+    managers = [MessageStreamManager, AsyncMessageStreamManager]
+    try:
+        from anthropic.lib.streaming import BetaAsyncMessageStreamManager, \
+            BetaMessageStreamManager
+    except ImportError:  # an SDK without beta streams
+        return managers
+    return managers + [BetaMessageStreamManager, BetaAsyncMessageStreamManager]
+
+
+def _beta_classes() -> list[type]:
+    try:
+        from anthropic.resources.beta.messages import AsyncMessages, Messages
+    except ImportError:  # an SDK without beta.messages
+        return []
+    return [Messages, AsyncMessages]
+
+
+def _raw_response_base() -> type | None:
+    """The class every raw ``APIResponse`` is built by (its ``__init__`` lives there)."""
+    from anthropic import APIResponse
+
+    return next((c for c in APIResponse.__mro__ if "__init__" in c.__dict__), None)
 
 
 def patch() -> None:
@@ -94,6 +123,11 @@ def patch() -> None:
     hook_openers(_manager_classes())
     for cls in _classes():
         patch_method(cls, "stream", _wrap_stream)
+    for cls in _beta_classes():
+        patch_method(cls, "create", _wrap_beta_create)
+        patch_method(cls, "stream", _wrap_stream)
+    if (base := _raw_response_base()) is not None:
+        patch_method(base, "__init__", _watch_raw_response)
 
 
 def unpatch() -> None:
@@ -101,6 +135,11 @@ def unpatch() -> None:
     unhook_openers(_manager_classes())
     for cls in _classes():
         unpatch_method(cls, "stream")
+    for cls in _beta_classes():
+        unpatch_method(cls, "create")
+        unpatch_method(cls, "stream")
+    if (base := _raw_response_base()) is not None:
+        unpatch_method(base, "__init__")
 
 
 def _watch(stream: Any) -> StreamWatch | None:
@@ -109,7 +148,86 @@ def _watch(stream: Any) -> StreamWatch | None:
         return None
     if (own := owned_span(span)) is not None:
         return StreamWatch(own, _EventTotals(), owned=True)
-    return StreamWatch(span, _EventTotals(), owned=False, deferred=_mlflow.DeferredEnd(span))
+    with _held_lock:
+        deferred = _held.pop(span.span_id, None)
+    return StreamWatch(span, _EventTotals(), owned=False,
+                       deferred=deferred or _mlflow.DeferredEnd(span))
+
+
+# ---------------------------------------------------------------------------------------------
+# Raw responses: ``messages.with_raw_response.create`` returns the SDK's ``APIResponse`` (MLflow
+# records it as the span's output, a string). The response is built while the call's span is
+# open: a read body gives the span its usage; an event stream, read later through the response's
+# ``parse()``, holds the span open until the stream ends, as for ``create(stream=True)``.
+
+_RAW_HEADER = "X-Stainless-Raw-Response"
+_held: dict[str, Any] = {}
+_held_lock = threading.Lock()
+
+
+def _watch_raw_response(original: Any) -> Any:
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        try:
+            _raw_response(self)
+        except Exception:
+            internal_error("anthropic raw response")
+    return __init__
+
+
+def _raw_response(response: Any) -> None:
+    http = response.http_response
+    mode = http.request.headers.get(_RAW_HEADER)
+    if mode not in ("true", "raw"):
+        return  # a plain call (parsed at once, MLflow records the message) or a lazy body
+    span = _mlflow.span_from_traceparent(http.request.headers.get("traceparent"))
+    if span is None or span.end_time_ns is not None:
+        return
+    if "text/event-stream" in http.headers.get("content-type", ""):
+        # Our own span (beta.messages) waits for its stream already; MLflow's is held back.
+        if _owned_by_us(span):
+            return
+        with _held_lock:
+            if span.span_id in _held:
+                return
+            _held[span.span_id] = _mlflow.DeferredEnd(span)
+        weakref.finalize(response, _release_held, span.span_id)
+        return
+    body = http.json()
+    if isinstance(body, dict) and body.get("type") == "message":
+        put_reading(span.span_id, {"model": body.get("model"), "usage": body.get("usage")})
+
+
+def _owned_by_us(span: Any) -> bool:
+    return span.get_attribute(CALL_ATTRIBUTE) == NAME
+
+
+def _release_held(span_id: str) -> None:
+    """The raw response was dropped before its stream was opened: the span ends as it is."""
+    with _held_lock:
+        deferred = _held.pop(span_id, None)
+    if deferred is not None:
+        deferred.release(attributes={STREAM_INCOMPLETE: True})
+
+
+# ---------------------------------------------------------------------------------------------
+# ``beta.messages.create``: a span as MLflow's autolog makes for ``messages.create``.
+
+
+def _wrap_beta_create(original: Any) -> Any:
+    return wrap_call(original, name=f"{_owner(original)}.create", span_type="CHAT_MODEL",
+                     provider=NAME, inputs=_all_inputs, attributes=_attributes,
+                     before=send_traceparent, finish=_end_beta_create)
+
+
+def _end_beta_create(span: CallSpan, result: Any, kwargs: dict[str, Any]) -> Any:
+    """A message ends the span now; a stream (or a raw response holding one) ends it later."""
+    if kwargs.get("stream"):
+        own(span, result)  # the stream the result opens claims the span; a drop ends it
+        return result
+    owned_span(span)  # no stream will claim it
+    span.end(outputs=result)
+    return result
 
 
 def _all_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
