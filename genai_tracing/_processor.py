@@ -180,7 +180,7 @@ def _process(span: LiveSpan, state: _State) -> None:
         else:
             _price_span(span, module.extract(span), state)
     else:
-        _defer_to_calls_below(span)
+        _defer_to_calls_below(span, state)
     if span.parent_id is None:
         _finish_trace(span.trace_id, root=span)
     elif module is not None:
@@ -208,9 +208,10 @@ def _enclosing_call(span: LiveSpan, modules: tuple[ModuleType, ...]) -> Any | No
     return outer
 
 
-def _defer_to_calls_below(span: Any) -> None:
-    """A framework's span of a model call (LangChain's ``ChatOpenAI``, LlamaIndex's ``OpenAI``)
-    over the provider call's own span: the call below carries the cost, once.
+def _defer_to_calls_below(span: Any, state: _State) -> None:
+    """A framework's span of a model call (LangChain's ``ChatOpenAI``, pydantic-ai's
+    ``OpenAIChatModel.request``) over the provider call's own span: the call carries the cost,
+    once.
 
     MLflow puts its own (LiteLLM) price on any span with usage and a model, so the framework's
     span would carry a second cost for the same call: two numbers for one call in the span tree,
@@ -222,15 +223,18 @@ def _defer_to_calls_below(span: Any) -> None:
         return  # nothing MLflow would price: most framework spans (chains, tools, agents)
     if cost is not None and span_cost(span) is None:
         return  # already empty
-    below = _calls_below(span)
-    if not below or (cost is None and not _store_would_price(span)):
+    if cost is None and not _store_would_price(span):
         return
-    span.set_attribute(COUNTED_ON, below[0] if len(below) == 1 else below)
-    span.set_attribute(LLM_COST, {})
+    calls = _calls_of(span, state.modules)
+    if calls:
+        span.set_attribute(COUNTED_ON, calls[0] if len(calls) == 1 else calls)
+        span.set_attribute(LLM_COST, {})
 
 
-def _calls_below(span: Any) -> list[str]:
-    """The ids of the provider call spans (priced or flagged) under ``span``, in its trace."""
+def _calls_of(span: Any, modules: tuple[ModuleType, ...]) -> list[str]:
+    """The provider call spans that made the framework call ``span`` stands for: those under it,
+    else (a framework that runs the call in another task, outside its span's context: pydantic-ai
+    streams) those of the same model that began while it was open and no other span claimed."""
     with _mlflow.open_trace(span.trace_id) as trace:
         if trace is None:
             return []
@@ -238,14 +242,39 @@ def _calls_below(span: Any) -> list[str]:
     children: dict[Any, list[Any]] = {}
     for s in spans:
         children.setdefault(s.parent_id, []).append(s)
-    found, stack = [], list(children.get(span.span_id, ()))
+
+    def is_provider_call(s: Any) -> bool:
+        if s.span_id == span.span_id or s.get_attribute(COUNTED_ON):
+            return False
+        # A call still open (a stream being read) will be priced or flagged when it ends.
+        return is_call(s) or (s.end_time_ns is None and _owner(s, modules) is not None)
+
+    below, inside, stack = [], set(), list(children.get(span.span_id, ()))
     while stack:
         s = stack.pop()
-        if is_call(s):
-            found.append(s.span_id)
+        inside.add(s.span_id)
+        if is_provider_call(s):
+            below.append(s.span_id)
         else:
             stack.extend(children.get(s.span_id, ()))
-    return found
+    if below:
+        return below
+    model = _bare_model(span.get_attribute(MODEL))
+    if not model:
+        return []
+    claimed: set[str] = set()
+    for s in spans:
+        if s.span_id != span.span_id and (on := s.get_attribute(COUNTED_ON)):
+            claimed.update(on if isinstance(on, list) else [on])
+    return [s.span_id for s in spans
+            if s.span_id not in inside and s.span_id not in claimed and is_provider_call(s)
+            and (s.start_time_ns or 0) >= (span.start_time_ns or 0)
+            and _bare_model(s.get_attribute(MODEL)) == model]
+
+
+def _bare_model(model: Any) -> str | None:
+    """``openai/gpt-4o-mini`` and ``gpt-4o-mini`` name one model."""
+    return model.rsplit("/", 1)[-1].lower() if isinstance(model, str) and model else None
 
 
 def _price_span(span: LiveSpan, call: _providers.Call, state: _State) -> None:
@@ -255,7 +284,7 @@ def _price_span(span: LiveSpan, call: _providers.Call, state: _State) -> None:
     if not span.get_attribute(MODEL_PROVIDER):
         span.set_attribute(MODEL_PROVIDER, call.provider)
     if usage is None or usage.is_empty:
-        refused = _refused_by_provider(span)
+        refused = _refused_by_provider(span) or _never_sent(span, call.provider)
         if refused:
             # The provider answered with an error status (a 429, a 400, a 500): nothing was
             # generated and nothing is billed. No cost, and no "unpriced" flag either, which
@@ -330,6 +359,22 @@ def _refused_by_provider(span: Any) -> str | None:
         if getattr(event, "name", None) == "exception":
             kind = str((getattr(event, "attributes", None) or {}).get("exception.type", ""))
             if any(kind.rsplit(".", 1)[-1] in m.REFUSALS for m in _providers.all_modules()):
+                return kind
+    return None
+
+
+def _never_sent(span: Any, provider: str | None) -> str | None:
+    """The exception type, when the SDK refused the call itself, before any request was sent
+    (Anthropic's ``ValueError`` for a long non-streaming request, which pydantic-ai meets on
+    every call and answers by streaming): nothing reached the provider, nothing is billed."""
+    module = _providers.module_named(provider)
+    local = getattr(module, "NOT_SENT", ())
+    if not local or not _errored(span) or span.get_attribute(STREAM_INCOMPLETE):
+        return None
+    for event in getattr(span, "events", None) or ():
+        if getattr(event, "name", None) == "exception":
+            kind = str((getattr(event, "attributes", None) or {}).get("exception.type", ""))
+            if kind.rsplit(".", 1)[-1] in local:
                 return kind
     return None
 

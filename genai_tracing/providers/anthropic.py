@@ -39,6 +39,9 @@ REFUSALS = frozenset({
     "InternalServerError", "RequestTooLargeError", "ServiceUnavailableError", "OverloadedError",
     "DeadlineExceededError"})
 USAGE_HINT = ""
+# Raised by the SDK itself before any request is sent (arguments it refuses, a non-streaming
+# request it expects to run over ten minutes); everything from the wire is an APIError.
+NOT_SENT = frozenset({"ValueError", "TypeError"})
 
 
 def claims(span: Any) -> bool:
