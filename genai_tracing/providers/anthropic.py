@@ -12,18 +12,15 @@ span's output: its usage is read from the response body the SDK has already read
 
 from __future__ import annotations
 
-import threading
-import weakref
 from dataclasses import replace
 from typing import Any
 
-from .. import _mlflow
-from .._guard import internal_error
-from .._keys import MESSAGE_FORMAT, MODEL, STREAM_INCOMPLETE
+from .. import _mlflow, _raw
+from .._keys import MESSAGE_FORMAT, MODEL
 from .._patch import patch_method, unpatch_method
 from .._spans import CALL_ATTRIBUTE, CallSpan, wrap_call
 from .._streams import Reader, StreamWatch, hook_stream_classes, own, owned_span, \
-    hook_openers, put_reading, send_traceparent, take_reading, traced_span, unhook_openers, \
+    hook_openers, send_traceparent, take_reading, traced_span, unhook_openers, \
     unhook_stream_classes
 from .._usage import Usage, UsageReader, clamp_parts
 from . import Call, dig, span_inputs, span_outputs, text_model
@@ -115,10 +112,15 @@ def _beta_classes() -> list[type]:
 
 
 def _raw_response_base() -> type | None:
-    """The class every raw ``APIResponse`` is built by (its ``__init__`` lives there)."""
     from anthropic import APIResponse
 
-    return next((c for c in APIResponse.__mro__ if "__init__" in c.__dict__), None)
+    return _raw.response_init_class(APIResponse)
+
+
+def _message_reading(body: Any) -> Any:
+    if isinstance(body, dict) and body.get("type") == "message":
+        return {"model": body.get("model"), "usage": body.get("usage")}
+    return None
 
 
 def patch() -> None:
@@ -130,7 +132,7 @@ def patch() -> None:
         patch_method(cls, "create", _wrap_beta_create)
         patch_method(cls, "stream", _wrap_stream)
     if (base := _raw_response_base()) is not None:
-        patch_method(base, "__init__", _watch_raw_response)
+        _raw.hook(base, _message_reading)
 
 
 def unpatch() -> None:
@@ -142,7 +144,7 @@ def unpatch() -> None:
         unpatch_method(cls, "create")
         unpatch_method(cls, "stream")
     if (base := _raw_response_base()) is not None:
-        unpatch_method(base, "__init__")
+        _raw.unhook(base)
 
 
 def _watch(stream: Any) -> StreamWatch | None:
@@ -151,66 +153,8 @@ def _watch(stream: Any) -> StreamWatch | None:
         return None
     if (own := owned_span(span)) is not None:
         return StreamWatch(own, _EventTotals(), owned=True)
-    with _held_lock:
-        deferred = _held.pop(span.span_id, None)
     return StreamWatch(span, _EventTotals(), owned=False,
-                       deferred=deferred or _mlflow.DeferredEnd(span))
-
-
-# ---------------------------------------------------------------------------------------------
-# Raw responses: ``messages.with_raw_response.create`` returns the SDK's ``APIResponse`` (MLflow
-# records it as the span's output, a string). The response is built while the call's span is
-# open: a read body gives the span its usage; an event stream, read later through the response's
-# ``parse()``, holds the span open until the stream ends, as for ``create(stream=True)``.
-
-_RAW_HEADER = "X-Stainless-Raw-Response"
-_held: dict[str, Any] = {}
-_held_lock = threading.Lock()
-
-
-def _watch_raw_response(original: Any) -> Any:
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        try:
-            _raw_response(self)
-        except Exception:
-            internal_error("anthropic raw response")
-    return __init__
-
-
-def _raw_response(response: Any) -> None:
-    http = response.http_response
-    mode = http.request.headers.get(_RAW_HEADER)
-    if mode not in ("true", "raw"):
-        return  # a plain call (parsed at once, MLflow records the message) or a lazy body
-    span = _mlflow.span_from_traceparent(http.request.headers.get("traceparent"))
-    if span is None or span.end_time_ns is not None:
-        return
-    if "text/event-stream" in http.headers.get("content-type", ""):
-        # Our own span (beta.messages) waits for its stream already; MLflow's is held back.
-        if _owned_by_us(span):
-            return
-        with _held_lock:
-            if span.span_id in _held:
-                return
-            _held[span.span_id] = _mlflow.DeferredEnd(span)
-        weakref.finalize(response, _release_held, span.span_id)
-        return
-    body = http.json()
-    if isinstance(body, dict) and body.get("type") == "message":
-        put_reading(span.span_id, {"model": body.get("model"), "usage": body.get("usage")})
-
-
-def _owned_by_us(span: Any) -> bool:
-    return span.get_attribute(CALL_ATTRIBUTE) == NAME
-
-
-def _release_held(span_id: str) -> None:
-    """The raw response was dropped before its stream was opened: the span ends as it is."""
-    with _held_lock:
-        deferred = _held.pop(span_id, None)
-    if deferred is not None:
-        deferred.release(attributes={STREAM_INCOMPLETE: True})
+                       deferred=_raw.claim(span) or _mlflow.DeferredEnd(span))
 
 
 # ---------------------------------------------------------------------------------------------
