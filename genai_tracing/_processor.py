@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -179,6 +180,7 @@ def _process(span: LiveSpan, state: _State) -> None:
             span.set_attribute(LLM_COST, {})
         else:
             _price_span(span, module.extract(span), state)
+            _remember_orphan(span)
     else:
         _defer_to_calls_below(span, state)
     if span.parent_id is None:
@@ -262,6 +264,8 @@ def _calls_of(span: Any, modules: tuple[ModuleType, ...]) -> list[str]:
     model = _bare_model(span.get_attribute(MODEL))
     if not model:
         return []
+    if span.parent_id is None and (orphan := _claim_orphan(model, span.start_time_ns or 0)):
+        return [orphan]
     claimed: set[str] = set()
     for s in spans:
         if s.span_id != span.span_id and (on := s.get_attribute(COUNTED_ON)):
@@ -270,6 +274,29 @@ def _calls_of(span: Any, modules: tuple[ModuleType, ...]) -> list[str]:
             if s.span_id not in inside and s.span_id not in claimed and is_provider_call(s)
             and (s.start_time_ns or 0) >= (span.start_time_ns or 0)
             and _bare_model(s.get_attribute(MODEL)) == model]
+
+
+# Provider calls that are a whole trace of their own, kept briefly: a framework whose tracer runs
+# in another thread (LangChain's async calls, unless ``mlflow.langchain.autolog(
+# run_tracer_inline=True)``) puts its span of the call in a trace apart from the call's own.
+_orphans: deque[tuple[str, str | None, int]] = deque(maxlen=256)
+
+
+def _remember_orphan(span: Any) -> None:
+    if span.parent_id is None and is_call(span):
+        with _lock:
+            _orphans.append((span.span_id, _bare_model(span.get_attribute(MODEL)),
+                             span.start_time_ns or 0))
+
+
+def _claim_orphan(model: str, since_ns: int) -> str | None:
+    """A call of ``model``, alone in its trace, that began after ``since_ns``; claimed once."""
+    with _lock:
+        for item in _orphans:
+            if item[1] == model and item[2] >= since_ns:
+                _orphans.remove(item)
+                return item[0]
+    return None
 
 
 def _bare_model(model: Any) -> str | None:
