@@ -424,6 +424,11 @@ def test_beta_messages_span_follows_mlflow(fake: FakeProvider, traced: Any) -> N
     assert span.name == "AsyncMessages.create" and span.span_type == "CHAT_MODEL"
     assert span.attributes["mlflow.message.format"] == "anthropic"
     assert span.inputs["model"] == "claude-sonnet-4-5"
+    # pydantic-ai first asks for a non-streaming message, which the SDK refuses before sending
+    # (its default max_tokens could run over ten minutes), then streams: the refused attempt is
+    # a failed call, not an unpriced one.
+    refused = [s for s in trace.data.spans if s.name == "AsyncMessages.create" and s is not span]
+    assert all(s.attributes["genai_tracing.usage.flags"] == ["failed"] for s in refused)
 
 
 @_needs("dspy", "dspy")
@@ -448,3 +453,44 @@ def test_unpriceable_call_is_flagged(fake: FakeProvider, traced: Any) -> None:
     assert len(flagged) == 1
     assert trace.info.trace_metadata["genai_tracing.cost.complete"] == "false"
     assert trace.info.trace_metadata["genai_tracing.unpriced_calls"] == "1"
+
+
+def test_raw_stream_dropped_unread_ends_its_span(fake: FakeProvider, traced: Any) -> None:
+    """A raw streamed response dropped before its stream is opened: MLflow's held span still
+    ends (marked incomplete), so its trace is written."""
+    import gc
+
+    import anthropic
+
+    client = anthropic.Anthropic(base_url=fake.anthropic_base_url, api_key="test", max_retries=0)
+    raw = client.messages.with_raw_response.create(
+        model="claude-sonnet-4-5", max_tokens=10, stream=True,
+        messages=[{"role": "user", "content": "hi"}])
+    raw.http_response.close()
+    del raw
+    gc.collect()
+    (trace,) = traced.traces()
+    (span,) = [s for s in trace.data.spans if s.name == "Messages.create"]
+    assert span.attributes["genai_tracing.stream.incomplete"] is True
+
+
+def test_raw_streams_read_their_usage(fake: FakeProvider, traced: Any) -> None:
+    """The SDKs' own raw streams, no framework: Anthropic with_raw_response and OpenAI
+    with_streaming_response (Responses), each priced from its stream's events."""
+    import anthropic
+    import openai
+
+    client = anthropic.Anthropic(base_url=fake.anthropic_base_url, api_key="test", max_retries=0)
+    raw = client.messages.with_raw_response.create(
+        model="claude-sonnet-4-5", max_tokens=10, stream=True,
+        messages=[{"role": "user", "content": "hi"}])
+    list(raw.parse())
+    oai = openai.OpenAI(base_url=fake.openai_base_url, api_key="test", max_retries=0)
+    with oai.responses.with_streaming_response.create(model="gpt-4o-mini", input="hi",
+                                                      stream=True) as response:
+        list(response.parse())
+    claude, gpt = traced.traces()
+    assert [s.attributes["mlflow.llm.cost"]["total_cost"] for s in cost_spans(claude)] == \
+        pytest.approx([CLAUDE])
+    assert [s.attributes["mlflow.llm.cost"]["total_cost"] for s in cost_spans(gpt)] == \
+        pytest.approx([GPT])
