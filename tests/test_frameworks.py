@@ -401,6 +401,9 @@ def test_framework_span_defers_to_the_sdk_span(fake: FakeProvider, traced: Any) 
     assert chat.attributes["genai_tracing.counted_on"] == sdk.span_id
     assert chat.attributes["mlflow.chat.tokenUsage"]["input_tokens"] == 1000  # as MLflow wrote
     assert sdk.parent_id == chat.span_id
+    # Tokens and cost of the call sit on one span, so the per-model breakdown has one row.
+    assert trace.info.token_usage["input_tokens"] == 1000
+    assert trace.info.trace_metadata["genai_tracing.by_model"] == "1"
 
 
 @_needs("langchain_anthropic", "langchain-anthropic")
