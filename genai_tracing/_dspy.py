@@ -61,40 +61,40 @@ def _engine_classes(module: Any) -> list[type]:
 
 
 def _wrap(original: Any, cls: type, streaming: bool) -> Any:
-    from ._spans import wrap_call
-
-    def inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        engine, request = (args + (kwargs.get("request"),))[:2]
-        model, provider = _route(engine, request)
-        return {"model": model, "provider": provider}
-
-    def attributes(recorded: dict[str, Any]) -> dict[str, Any]:
-        extra: dict[str, Any] = {MODEL_PROVIDER: _served_by(recorded.get("provider"))}
-        if isinstance(recorded.get("model"), str):
-            extra[MODEL] = recorded["model"]
-        return extra
-
-    name = f"{cls.__name__}.{'stream' if streaming else 'complete'}"
-
-    def make(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        family = _family(inputs(args, kwargs).get("provider"))
-        return wrap_call(original, name=name, span_type="CHAT_MODEL", provider=family,
-                         inputs=inputs, attributes=attributes,
-                         finish=_finish_stream if streaming else _finish_response)
-
-    # The provider family (which module prices the span) is known only per call.
     import functools
     import inspect
+
+    from ._spans import wrap_call
+
+    name = f"{cls.__name__}.{'stream' if streaming else 'complete'}"
+    finish = _finish_stream if streaming else _finish_response
+
+    def traced_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """``original`` traced as a call to the provider that serves it (known per call)."""
+        try:
+            engine, request = (args + (kwargs.get("request"),))[:2]
+            model, provider = _route(engine, request)
+        except Exception:
+            internal_error("dspy engine route")
+            return original
+        if provider is None:
+            return original  # the engine refuses the request itself, before sending anything
+        attributes = {MODEL_PROVIDER: _served_by(provider)}
+        if isinstance(model, str):
+            attributes[MODEL] = model
+        return wrap_call(original, name=name, span_type="CHAT_MODEL", provider=_family(provider),
+                         inputs=lambda a, k: {"model": model, "provider": provider},
+                         attributes=lambda recorded: attributes, finish=finish)
 
     if inspect.iscoroutinefunction(original):
         @functools.wraps(original)
         async def traced_async(*args: Any, **kwargs: Any) -> Any:
-            return await make(args, kwargs)(*args, **kwargs)
+            return await traced_call(args, kwargs)(*args, **kwargs)
         return traced_async
 
     @functools.wraps(original)
     def traced(*args: Any, **kwargs: Any) -> Any:
-        return make(args, kwargs)(*args, **kwargs)
+        return traced_call(args, kwargs)(*args, **kwargs)
     return traced
 
 
