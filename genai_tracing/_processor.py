@@ -234,9 +234,10 @@ def _defer_to_calls_below(span: Any, state: _State) -> None:
 
 
 def _calls_of(span: Any, modules: tuple[ModuleType, ...]) -> list[str]:
-    """The provider call spans that made the framework call ``span`` stands for: those under it,
+    """The provider call spans that made the framework call ``span`` stands for: those under it;
     else (a framework that runs the call in another task, outside its span's context: pydantic-ai
-    streams) those of the same model that began while it was open and no other span claimed."""
+    streams) those of the same model in its trace that began while it was open and no other span
+    claimed; else such a call that is a trace of its own (see ``_orphans``)."""
     with _mlflow.open_trace(span.trace_id) as trace:
         if trace is None:
             return []
@@ -264,16 +265,18 @@ def _calls_of(span: Any, modules: tuple[ModuleType, ...]) -> list[str]:
     model = _bare_model(span.get_attribute(MODEL))
     if not model:
         return []
-    if span.parent_id is None and (orphan := _claim_orphan(model, span.start_time_ns or 0)):
-        return [orphan]
     claimed: set[str] = set()
     for s in spans:
         if s.span_id != span.span_id and (on := s.get_attribute(COUNTED_ON)):
             claimed.update(on if isinstance(on, list) else [on])
-    return [s.span_id for s in spans
-            if s.span_id not in inside and s.span_id not in claimed and is_provider_call(s)
-            and (s.start_time_ns or 0) >= (span.start_time_ns or 0)
-            and _bare_model(s.get_attribute(MODEL)) == model]
+    beside = [s.span_id for s in spans
+              if s.span_id not in inside and s.span_id not in claimed and is_provider_call(s)
+              and (s.start_time_ns or 0) >= (span.start_time_ns or 0)
+              and _bare_model(s.get_attribute(MODEL)) == model]
+    if beside:
+        return beside
+    orphan = _claim_orphan(model, span.start_time_ns or 0)
+    return [orphan] if orphan else []
 
 
 # Provider calls that are a whole trace of their own, kept briefly: a framework whose tracer runs

@@ -166,6 +166,12 @@ def _weather_tool() -> Any:
     return weather
 
 
+def _chain(llm: Any) -> Any:
+    from langchain_core.prompts import ChatPromptTemplate
+
+    return ChatPromptTemplate.from_messages([("user", "{q}")]) | llm
+
+
 async def _adrain(stream: Any) -> list[Any]:
     return [item async for item in stream]
 
@@ -184,6 +190,8 @@ LANGCHAIN = [
     Row("langchain-openai-astream", "langchain_openai", "langchain-openai",
         lambda f: run_async(lambda: _adrain(_chat_openai(f, stream_usage=True).astream("hi"))),
         GPT),
+    Row("langchain-openai-chain-ainvoke", "langchain_openai", "langchain-openai",
+        lambda f: run_async(lambda: _chain(_chat_openai(f)).ainvoke({"q": "hi"})), GPT),
     # With MLflow's tracer inline, the async call's span nests under ChatOpenAI's.
     Row("langchain-openai-ainvoke-inline", "langchain_openai", "langchain-openai",
         lambda f: run_async(lambda: _chat_openai(f, inline=True).ainvoke("hi")), GPT),
