@@ -180,8 +180,9 @@ def _process(span: LiveSpan, state: _State) -> None:
             span.set_attribute(LLM_COST, {})
         else:
             _price_span(span, module.extract(span), state)
-            _remember_orphan(span)
-    else:
+            if not _hand_to_framework_span(span, state.modules):
+                _remember_orphan(span)
+    elif not _take_handed_calls(span):
         _defer_to_calls_below(span, state)
     if span.parent_id is None:
         _finish_trace(span.trace_id, root=span)
@@ -208,6 +209,62 @@ def _enclosing_call(span: LiveSpan, modules: tuple[ModuleType, ...]) -> Any | No
             outer = parent
         parent_id = parent.parent_id
     return outer
+
+
+# Costs of provider calls handed to the framework span of the call that encloses them, until
+# that span ends: {framework span id: [(call span id, cost, source, provider)]}.
+_handed: dict[str, list[tuple[str, dict[str, Any], Any, Any]]] = {}
+_FRAMEWORK_CALL_TYPES = ("LLM", "CHAT_MODEL")
+
+
+def _hand_to_framework_span(span: Any, modules: tuple[ModuleType, ...]) -> bool:
+    """A priced call inside a framework's span of that call (LangChain's ``ChatOpenAI``,
+    pydantic-ai's ``...Model.request``, DSPy's ``LM.__call__``, the Agents SDK's ``Generation``):
+    the framework span, still open, will carry the cost, and this span an empty one.
+
+    MLflow totals a trace by the topmost span with a cost on each branch, and sums every span's
+    cost in its Overview charts: with the cost on the outermost span of the call and an empty
+    one below, both read each call once (as for a call traced twice, Gemini's
+    ``generate_content`` around ``_generate_content``). The framework span keeps what MLflow
+    wrote; only the cost, the one attribute genai_tracing owns on a call, is ours."""
+    cost = span_cost(span)
+    if cost is None:
+        return False  # unpriced or failed: the flag stays on the call's own span
+    parent_id = span.parent_id
+    while parent_id:
+        parent = _mlflow.span_by_id(span.trace_id, parent_id)
+        if parent is None or parent.end_time_ns is not None:
+            return False
+        if _owner(parent, modules) is not None:
+            return False
+        if parent.span_type in _FRAMEWORK_CALL_TYPES and parent.get_attribute(MODEL):
+            # A model call's span (a user's own LLM-type span with no model is left alone)
+            with _lock:
+                _handed.setdefault(parent.span_id, []).append(
+                    (span.span_id, cost, span.get_attribute(COST_SOURCE),
+                     span.get_attribute(MODEL_PROVIDER)))
+            span.set_attribute(COUNTED_ON, parent.span_id)
+            span.set_attribute(LLM_COST, {})
+            return True
+        parent_id = parent.parent_id
+    return False
+
+
+def _take_handed_calls(span: Any) -> bool:
+    """End of a framework span that calls inside it handed their cost to: it carries their sum."""
+    with _lock:
+        calls = _handed.pop(span.span_id, None)
+    if not calls:
+        return False
+    total = {k: sum((c[1][k] for c in calls), Decimal(0))
+             for k in ("input_cost", "output_cost", "total_cost")}
+    span.set_attribute(LLM_COST, {k: float(v) for k, v in total.items()})
+    sources = {c[2] for c in calls if c[2]}
+    if len(sources) == 1:
+        span.set_attribute(COST_SOURCE, sources.pop())
+    if not span.get_attribute(MODEL_PROVIDER) and (provider := calls[0][3]):
+        span.set_attribute(MODEL_PROVIDER, provider)
+    return True
 
 
 def _defer_to_calls_below(span: Any, state: _State) -> None:

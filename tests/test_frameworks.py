@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
+import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -21,6 +23,18 @@ import pytest
 
 import genai_tracing
 from genai_tracing.testing import FakeProvider, FakeUsage
+
+
+def _offline_nltk() -> str:
+    """llama-index 0.10 downloads NLTK data when imported unless it finds it: an empty stand-in
+    keeps these tests off the network (nothing here tokenizes text)."""
+    folder = tempfile.mkdtemp(prefix="nltk-")
+    for part in ("corpora/stopwords", "tokenizers/punkt"):
+        os.makedirs(os.path.join(folder, part))
+    return folder
+
+
+os.environ.setdefault("NLTK_DATA", _offline_nltk())
 
 M = 1_000_000
 # Made-up rates, unlike any catalog's: a cost that matches them was computed by genai_tracing.
@@ -398,18 +412,21 @@ def test_each_provider_call_priced_once(row: Row, fake: FakeProvider, traced: An
 
 
 @_needs("langchain_openai", "langchain-openai")
-def test_framework_span_defers_to_the_sdk_span(fake: FakeProvider, traced: Any) -> None:
+def test_framework_span_carries_the_call_cost(fake: FakeProvider, traced: Any) -> None:
     """LangChain's ChatOpenAI span has usage and a model, which MLflow would price with its own
-    (LiteLLM) rates: it carries an empty cost and names the SDK span below, which carries ours."""
+    (LiteLLM) rates over the SDK span's cost. The outermost span of the call carries
+    genai_tracing's cost, the SDK span below it an empty one naming it: MLflow's trace total (the
+    topmost cost on each branch) and its Overview (every span's cost summed) both count it once."""
     _chat_openai(fake).invoke("hi")
     trace = check(traced, fake, GPT)[0]
     chat = next(s for s in trace.data.spans if s.name == "ChatOpenAI")
     sdk = next(s for s in trace.data.spans if s.name == "Completions")
-    assert chat.attributes["mlflow.llm.cost"] == {}
-    assert chat.attributes["genai_tracing.counted_on"] == sdk.span_id
-    assert chat.attributes["mlflow.chat.tokenUsage"]["input_tokens"] == 1000  # as MLflow wrote
+    assert chat.attributes["mlflow.llm.cost"]["total_cost"] == pytest.approx(GPT)
+    assert chat.attributes["genai_tracing.cost.source"] == "user"
+    assert sdk.attributes["mlflow.llm.cost"] == {}
+    assert sdk.attributes["genai_tracing.counted_on"] == chat.span_id
+    assert sdk.attributes["genai_tracing.usage"]["input_tokens"] == 1000
     assert sdk.parent_id == chat.span_id
-    # Tokens and cost of the call sit on one span, so the per-model breakdown has one row.
     assert trace.info.token_usage["input_tokens"] == 1000
     assert trace.info.trace_metadata["genai_tracing.by_model"] == "1"
 
@@ -431,7 +448,10 @@ def test_beta_messages_span_follows_mlflow(fake: FakeProvider, traced: Any) -> N
     gets a span as MLflow's autolog makes for messages.create."""
     _pai_agent(fake, "anthropic").run_sync("hi")
     trace = check(traced, fake, CLAUDE)[0]
-    (span,) = cost_spans(trace)
+    (request,) = cost_spans(trace)  # pydantic-ai's span of the call carries its cost
+    assert request.name == "AnthropicModel.request"
+    (span,) = [s for s in trace.data.spans
+               if s.attributes.get("genai_tracing.counted_on") == request.span_id]
     assert span.name == "AsyncMessages.create" and span.span_type == "CHAT_MODEL"
     assert span.attributes["mlflow.message.format"] == "anthropic"
     assert span.inputs["model"] == "claude-sonnet-4-5"
@@ -446,11 +466,13 @@ def test_beta_messages_span_follows_mlflow(fake: FakeProvider, traced: Any) -> N
 def test_dspy_engine_call_is_a_span_under_lm_call(fake: FakeProvider, traced: Any) -> None:
     _dspy_call(fake, "openai/gpt-4o-mini")
     trace = check(traced, fake, GPT)[0]
-    (span,) = cost_spans(trace)
-    parent = next(s for s in trace.data.spans if s.span_id == span.parent_id)
-    assert parent.name == "LM.__call__"  # MLflow's dspy span of the call
+    (lm_call,) = cost_spans(trace)
+    assert lm_call.name == "LM.__call__"  # MLflow's dspy span of the call carries its cost
+    (span,) = [s for s in trace.data.spans if s.parent_id == lm_call.span_id]
     assert span.name == "LM15Engine.complete"
     assert span.attributes["mlflow.llm.model"] == "gpt-4o-mini"
+    assert span.attributes["genai_tracing.counted_on"] == lm_call.span_id
+    assert span.attributes["genai_tracing.usage"]["output_tokens"] == 200
 
 
 @_needs("langchain_openai", "langchain-openai")
