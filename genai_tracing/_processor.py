@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 
 from ._keys import (CHAT_USAGE, COST_FALLBACKS, COST_PRICE, COST_SOURCE, COUNTED_ON,
                     FAILED_WITH, LLM_COST, MODEL, MODEL_PROVIDER, SPAN_INPUTS, SPAN_OUTPUTS,
-                    STREAM_INCOMPLETE, TRACE_COST, TRACE_COST_COMPLETE, TRACE_LLM_CALLS,
-                    TRACE_TOKEN_USAGE, TRACE_UNPRICED_CALLS, UNPRICED, UNPRICED_REASON, USAGE,
+                    REQUESTED_MODEL, STREAM_INCOMPLETE, TRACE_COST, TRACE_COST_COMPLETE,
+                    TRACE_LLM_CALLS, TRACE_TOKEN_USAGE, TRACE_UNPRICED_CALLS, UNPRICED, UNPRICED_REASON, USAGE,
                     USAGE_FLAGS)
 
 # Set on MLflow's in-memory trace (never stored) once its root has ended and totals are written.
@@ -239,10 +239,12 @@ def _hand_to_framework_span(span: Any, modules: tuple[ModuleType, ...]) -> bool:
             return False
         if parent.span_type in _FRAMEWORK_CALL_TYPES and parent.get_attribute(MODEL):
             # A model call's span (a user's own LLM-type span with no model is left alone)
+            # What reprice() reads off a call span goes with the cost.
+            details = {key: value for key in (USAGE, COST_SOURCE, COST_PRICE, COST_FALLBACKS,
+                                              MODEL_PROVIDER, MODEL)
+                       if (value := span.get_attribute(key)) is not None}
             with _lock:
-                _handed.setdefault(parent.span_id, []).append(
-                    (span.span_id, cost, span.get_attribute(COST_SOURCE),
-                     span.get_attribute(MODEL_PROVIDER)))
+                _handed.setdefault(parent.span_id, []).append((span.span_id, cost, details))
             span.set_attribute(COUNTED_ON, parent.span_id)
             span.set_attribute(LLM_COST, {})
             return True
@@ -259,11 +261,17 @@ def _take_handed_calls(span: Any) -> bool:
     total = {k: sum((c[1][k] for c in calls), Decimal(0))
              for k in ("input_cost", "output_cost", "total_cost")}
     span.set_attribute(LLM_COST, {k: float(v) for k, v in total.items()})
-    sources = {c[2] for c in calls if c[2]}
-    if len(sources) == 1:
-        span.set_attribute(COST_SOURCE, sources.pop())
-    if not span.get_attribute(MODEL_PROVIDER) and (provider := calls[0][3]):
-        span.set_attribute(MODEL_PROVIDER, provider)
+    details = calls[0][2]
+    if len(calls) == 1:
+        for key in (USAGE, COST_SOURCE, COST_PRICE, COST_FALLBACKS):
+            if key in details:
+                span.set_attribute(key, details[key])
+        if details.get(MODEL) and details[MODEL] != span.get_attribute(MODEL):
+            # The model the call was priced under (the framework may spell it "openai/..."):
+            # prices filed under either name apply when the call is repriced.
+            span.set_attribute(REQUESTED_MODEL, details[MODEL])
+    if not span.get_attribute(MODEL_PROVIDER) and details.get(MODEL_PROVIDER):
+        span.set_attribute(MODEL_PROVIDER, details[MODEL_PROVIDER])
     return True
 
 

@@ -527,3 +527,21 @@ def test_raw_streams_read_their_usage(fake: FakeProvider, traced: Any) -> None:
         pytest.approx([CLAUDE])
     assert [s.attributes["mlflow.llm.cost"]["total_cost"] for s in cost_spans(gpt)] == \
         pytest.approx([GPT])
+
+
+@pytest.mark.parametrize("framework", [
+    pytest.param("langchain", marks=_needs("langchain_openai", "langchain-openai")),
+    pytest.param("dspy", marks=_needs("dspy", "dspy"))])
+def test_framework_calls_reprice(framework: str, fake: FakeProvider, traced: Any) -> None:
+    """The framework span that carries a call's cost also carries what reprice() reads (the
+    call's usage breakdown), so a stored trace reprices by new prices."""
+    if framework == "langchain":
+        _chat_openai(fake).invoke("hi")
+    else:
+        _dspy_call(fake, "openai/gpt-4o-mini")
+    traced.flush()
+    new = {"models": {"gpt-4o-mini": {"input_per_million": 1, "output_per_million": 4}}}
+    result = genai_tracing.reprice(prices=new, only_unpriced=False)
+    (call,) = result.calls
+    assert float(call.old_cost) == pytest.approx(GPT)
+    assert float(call.new_cost) == pytest.approx((1000 * 1 + 200 * 4) / M)
