@@ -78,6 +78,9 @@ def install(config: TracingConfig) -> None:
 def uninstall() -> None:
     global _state
     _state = None
+    with _lock:
+        _handed.clear()
+        _orphans.clear()
     use_resolver(None)
     _mlflow.remove_span_processor(genai_tracing_span_processor)
 
