@@ -59,6 +59,7 @@ def counted(spans: Iterable[Any]) -> list[Counted]:
     """
     items = [(s, s.span_id, s.parent_id) for s in spans]
     ids = {span_id for _, span_id, _ in items}
+    parent_of = {span_id: parent_id for _, span_id, parent_id in items}
     children: dict[Any, list[tuple[Any, Any]]] = {}
     for s, span_id, parent_id in items:
         children.setdefault(parent_id if parent_id in ids else None, []).append((s, span_id))
@@ -71,14 +72,31 @@ def counted(spans: Iterable[Any]) -> list[Counted]:
         usage = usage if isinstance(usage, dict) else None
         unpriced = bool(span.get_attribute(UNPRICED))
         failed = "failed" in (span.get_attribute(USAGE_FLAGS) or ())
-        call = (cost is not None or unpriced) and not span.get_attribute(COUNTED_ON)
+        counted_on = span.get_attribute(COUNTED_ON)
+        call = (cost is not None or unpriced) and not counted_on
         own_cost = cost if cost is not None and not cost_above else None
+        if counted_on and cost is None and not _names_ancestor(counted_on, parent_of.get(span_id),
+                                                               parent_of):
+            # A framework's span of a call, counted on the call's span below it (or in another
+            # trace): it leaves its tokens to that span too, so each call's tokens and cost sit
+            # on one span. (The inner span of a call traced twice names its outer span.)
+            usage = None
         own_usage = {k: _int(v) for k, v in usage.items()} if usage and not usage_above else None
         if call or own_cost or own_usage:
             result.append(Counted(span, call, unpriced, failed, own_cost, own_usage))
         stack.extend((c, c_id, cost_above or cost is not None, usage_above or usage is not None)
                      for c, c_id in children.get(span_id, []))
     return result
+
+
+def _names_ancestor(counted_on: Any, parent: Any, parent_of: dict[Any, Any]) -> bool:
+    names = set(counted_on) if isinstance(counted_on, list) else {counted_on}
+    seen = 0
+    while parent is not None and seen < 10_000:
+        if parent in names:
+            return True
+        parent, seen = parent_of.get(parent), seen + 1
+    return False
 
 
 def _decimal(value: Any) -> Decimal:

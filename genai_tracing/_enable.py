@@ -149,6 +149,10 @@ def _setup(config: TracingConfig) -> TracingConfig:
                 module.patch()
             autologged.append(name)
     _autologged = tuple(autologged)
+    with guarded("dspy tracing on"):
+        from . import _dspy
+
+        _dspy.enable()
     _processor.install(config)
     logger.debug("genai_tracing enabled: %s", config)
     return replace(config, experiment_id=experiment_id)
@@ -242,4 +246,8 @@ def _teardown() -> None:
             if flavor is not None:
                 importlib.import_module(f"mlflow.{flavor}").autolog(disable=True, silent=True)
     _autologged = ()
+    with guarded("dspy tracing off"):
+        from . import _dspy
+
+        _dspy.disable()
     _active = None

@@ -281,6 +281,15 @@ def _keep_on_reset(processor: Callable[[Any], None]) -> None:
     provider.reset_config = reset_config_keeping_genai_tracing
 
 
+def on_import(module: str, hook: Callable[[Any], None]) -> None:
+    """Run ``hook(module)`` when ``module`` is imported (now, if it already is), as MLflow's
+    autolog flavors patch the libraries they trace, without importing it here."""
+    # PRIVATE: mlflow.utils.import_hooks, the post-import hooks every autolog flavor uses.
+    from mlflow.utils.import_hooks import register_post_import_hook
+
+    register_post_import_hook(hook, module, overwrite=True)
+
+
 def preload() -> None:
     """Import now, in the caller's thread, what span processing and export import later."""
     import mlflow.tracing.export.mlflow_v3  # noqa: F401

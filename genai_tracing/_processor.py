@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _breakdown, _mlflow
 from . import providers as _providers
-from ._accounting import counted
+from ._accounting import counted, is_call, span_cost
 from ._gaps import mark_cost_gap
 from ._guard import internal_error, logger
 from ._pricing import PriceResolver, Unpriced, price_call, use_resolver
@@ -31,7 +32,7 @@ from ._keys import (CHAT_USAGE, COST_FALLBACKS, COST_PARTIAL, COST_PRICE, COST_S
                     COST_TOOLS, COUNTED_ON, FAILED_WITH, GEN_AI_INPUT_TOKENS,
                     GEN_AI_OUTPUT_TOKENS, GEN_AI_PROVIDER, GEN_AI_REQUEST_MODEL,
                     GEN_AI_RESPONSE_MODEL, LLM_COST, MODEL, MODEL_PROVIDER, PROVIDER,
-                    SPAN_INPUTS, SPAN_OUTPUTS,
+                    REQUESTED_MODEL, SPAN_INPUTS, SPAN_OUTPUTS,
                     STREAM_INCOMPLETE, TRACE_COST, TRACE_COST_COMPLETE, TRACE_LLM_CALLS,
                     TRACE_TOKEN_USAGE, TRACE_UNPRICED_CALLS, UNPRICED, UNPRICED_REASON, USAGE,
                     USAGE_FLAGS)
@@ -80,6 +81,9 @@ def install(config: TracingConfig) -> None:
 def uninstall() -> None:
     global _state
     _state = None
+    with _lock:
+        _handed.clear()
+        _orphans.clear()
     use_resolver(None)
     _mlflow.remove_span_processor(genai_tracing_span_processor)
 
@@ -182,6 +186,10 @@ def _process(span: LiveSpan, state: _State) -> None:
             span.set_attribute(LLM_COST, {})
         else:
             _price_span(span, module.extract(span), state)
+            if not _hand_to_framework_span(span, state.modules):
+                _remember_orphan(span)
+    elif not _take_handed_calls(span):
+        _defer_to_calls_below(span, state)
     if span.parent_id is None:
         _finish_trace(span.trace_id, root=span)
     elif module is not None:
@@ -209,6 +217,167 @@ def _enclosing_call(span: LiveSpan, modules: tuple[ModuleType, ...]) -> Any | No
     return outer
 
 
+# Costs of provider calls handed to the framework span of the call that encloses them, until
+# that span ends: {framework span id: [(call span id, cost, source, provider)]}.
+_handed: dict[str, list[tuple[str, dict[str, Any], Any, Any]]] = {}
+_FRAMEWORK_CALL_TYPES = ("LLM", "CHAT_MODEL")
+
+
+def _hand_to_framework_span(span: Any, modules: tuple[ModuleType, ...]) -> bool:
+    """A priced call inside a framework's span of that call (LangChain's ``ChatOpenAI``,
+    pydantic-ai's ``...Model.request``, DSPy's ``LM.__call__``, the Agents SDK's ``Generation``):
+    the framework span, still open, will carry the cost, and this span an empty one.
+
+    MLflow totals a trace by the topmost span with a cost on each branch, and sums every span's
+    cost in its Overview charts: with the cost on the outermost span of the call and an empty
+    one below, both read each call once (as for a call traced twice, Gemini's
+    ``generate_content`` around ``_generate_content``). The framework span keeps what MLflow
+    wrote; only the cost, the one attribute genai_tracing owns on a call, is ours."""
+    cost = span_cost(span)
+    if cost is None:
+        return False  # unpriced or failed: the flag stays on the call's own span
+    parent_id = span.parent_id
+    while parent_id:
+        parent = _mlflow.span_by_id(span.trace_id, parent_id)
+        if parent is None or parent.end_time_ns is not None:
+            return False
+        if _owner(parent, modules) is not None:
+            return False
+        if parent.span_type in _FRAMEWORK_CALL_TYPES and parent.get_attribute(MODEL):
+            # A model call's span (a user's own LLM-type span with no model is left alone)
+            # What reprice() reads off a call span goes with the cost.
+            details = {key: value for key in (USAGE, COST_SOURCE, COST_PRICE, COST_FALLBACKS,
+                                              MODEL_PROVIDER, MODEL)
+                       if (value := span.get_attribute(key)) is not None}
+            with _lock:
+                _handed.setdefault(parent.span_id, []).append((span.span_id, cost, details))
+            span.set_attribute(COUNTED_ON, parent.span_id)
+            span.set_attribute(LLM_COST, {})
+            return True
+        parent_id = parent.parent_id
+    return False
+
+
+def _take_handed_calls(span: Any) -> bool:
+    """End of a framework span that calls inside it handed their cost to: it carries their sum."""
+    with _lock:
+        calls = _handed.pop(span.span_id, None)
+    if not calls:
+        return False
+    total = {k: sum((c[1][k] for c in calls), Decimal(0))
+             for k in ("input_cost", "output_cost", "total_cost")}
+    span.set_attribute(LLM_COST, {k: float(v) for k, v in total.items()})
+    details = calls[0][2]
+    if len(calls) == 1:
+        for key in (USAGE, COST_SOURCE, COST_PRICE, COST_FALLBACKS):
+            if key in details:
+                span.set_attribute(key, details[key])
+        if details.get(MODEL) and details[MODEL] != span.get_attribute(MODEL):
+            # The model the call was priced under (the framework may spell it "openai/..."):
+            # prices filed under either name apply when the call is repriced.
+            span.set_attribute(REQUESTED_MODEL, details[MODEL])
+    if not span.get_attribute(MODEL_PROVIDER) and details.get(MODEL_PROVIDER):
+        span.set_attribute(MODEL_PROVIDER, details[MODEL_PROVIDER])
+    return True
+
+
+def _defer_to_calls_below(span: Any, state: _State) -> None:
+    """A framework's span of a model call (LangChain's ``ChatOpenAI``, pydantic-ai's
+    ``OpenAIChatModel.request``) over the provider call's own span: the call carries the cost,
+    once.
+
+    MLflow puts its own (LiteLLM) price on any span with usage and a model, so the framework's
+    span would carry a second cost for the same call: two numbers for one call in the span tree,
+    and a double count in every view that sums span costs (the Overview's cost charts do). An
+    empty cost stops that price, as on the inner span of a call traced twice; the span keeps
+    everything else MLflow wrote (its usage included) and names the call(s) that counted it."""
+    cost = span.get_attribute(LLM_COST)
+    if cost is None and not isinstance(span.get_attribute(CHAT_USAGE), dict):
+        return  # nothing MLflow would price: most framework spans (chains, tools, agents)
+    if cost is not None and span_cost(span) is None:
+        return  # already empty
+    if cost is None and not _store_would_price(span):
+        return
+    calls = _calls_of(span, state.modules)
+    if calls:
+        span.set_attribute(COUNTED_ON, calls[0] if len(calls) == 1 else calls)
+        span.set_attribute(LLM_COST, {})
+
+
+def _calls_of(span: Any, modules: tuple[ModuleType, ...]) -> list[str]:
+    """The provider call spans that made the framework call ``span`` stands for: those under it;
+    else (a framework that runs the call in another task, outside its span's context: pydantic-ai
+    streams) those of the same model in its trace that began while it was open and no other span
+    claimed; else such a call that is a trace of its own (see ``_orphans``)."""
+    with _mlflow.open_trace(span.trace_id) as trace:
+        if trace is None:
+            return []
+        spans = _mlflow.trace_spans(trace)
+    children: dict[Any, list[Any]] = {}
+    for s in spans:
+        children.setdefault(s.parent_id, []).append(s)
+
+    def is_provider_call(s: Any) -> bool:
+        if s.span_id == span.span_id or s.get_attribute(COUNTED_ON):
+            return False
+        # A call still open (a stream being read) will be priced or flagged when it ends.
+        return is_call(s) or (s.end_time_ns is None and _owner(s, modules) is not None)
+
+    below, inside, stack = [], set(), list(children.get(span.span_id, ()))
+    while stack:
+        s = stack.pop()
+        inside.add(s.span_id)
+        if is_provider_call(s):
+            below.append(s.span_id)
+        else:
+            stack.extend(children.get(s.span_id, ()))
+    if below:
+        return below
+    model = _bare_model(span.get_attribute(MODEL))
+    if not model:
+        return []
+    claimed: set[str] = set()
+    for s in spans:
+        if s.span_id != span.span_id and (on := s.get_attribute(COUNTED_ON)):
+            claimed.update(on if isinstance(on, list) else [on])
+    beside = [s.span_id for s in spans
+              if s.span_id not in inside and s.span_id not in claimed and is_provider_call(s)
+              and (s.start_time_ns or 0) >= (span.start_time_ns or 0)
+              and _bare_model(s.get_attribute(MODEL)) == model]
+    if beside:
+        return beside
+    orphan = _claim_orphan(model, span.start_time_ns or 0)
+    return [orphan] if orphan else []
+
+
+# Provider calls that are a whole trace of their own, kept briefly: a framework whose tracer runs
+# in another thread (LangChain's async calls, unless ``mlflow.langchain.autolog(
+# run_tracer_inline=True)``) puts its span of the call in a trace apart from the call's own.
+_orphans: deque[tuple[str, str | None, int]] = deque(maxlen=256)
+
+
+def _remember_orphan(span: Any) -> None:
+    if span.parent_id is None and is_call(span):
+        with _lock:
+            _orphans.append((span.span_id, _bare_model(span.get_attribute(MODEL)),
+                             span.start_time_ns or 0))
+
+
+def _claim_orphan(model: str, since_ns: int) -> str | None:
+    """A call of ``model``, alone in its trace, that began after ``since_ns``; claimed once."""
+    with _lock:
+        for item in _orphans:
+            if item[1] == model and item[2] >= since_ns:
+                _orphans.remove(item)
+                return item[0]
+    return None
+
+
+def _bare_model(model: Any) -> str | None:
+    """``openai/gpt-4o-mini`` and ``gpt-4o-mini`` name one model."""
+    return model.rsplit("/", 1)[-1].lower() if isinstance(model, str) and model else None
+
+
 def _price_span(span: LiveSpan, call: _providers.Call, state: _State) -> None:
     usage = call.usage
     if call.model and not span.get_attribute(MODEL):
@@ -221,7 +390,7 @@ def _price_span(span: LiveSpan, call: _providers.Call, state: _State) -> None:
     except Exception:
         internal_error("gen_ai attributes")
     if usage is None or usage.is_empty:
-        refused = _refused_by_provider(span)
+        refused = _refused_by_provider(span) or _never_sent(span, call.provider)
         if refused:
             # The provider answered with an error status (a 429, a 400, a 500): nothing was
             # generated and nothing is billed. No cost, and no "unpriced" flag either, which
@@ -331,6 +500,22 @@ def _refused_by_provider(span: Any) -> str | None:
         if getattr(event, "name", None) == "exception":
             kind = str((getattr(event, "attributes", None) or {}).get("exception.type", ""))
             if any(kind.rsplit(".", 1)[-1] in m.REFUSALS for m in _providers.all_modules()):
+                return kind
+    return None
+
+
+def _never_sent(span: Any, provider: str | None) -> str | None:
+    """The exception type, when the SDK refused the call itself, before any request was sent
+    (Anthropic's ``ValueError`` for a long non-streaming request, which pydantic-ai meets on
+    every call and answers by streaming): nothing reached the provider, nothing is billed."""
+    module = _providers.module_named(provider)
+    local = getattr(module, "NOT_SENT", ())
+    if not local or not _errored(span) or span.get_attribute(STREAM_INCOMPLETE):
+        return None
+    for event in getattr(span, "events", None) or ():
+        if getattr(event, "name", None) == "exception":
+            kind = str((getattr(event, "attributes", None) or {}).get("exception.type", ""))
+            if kind.rsplit(".", 1)[-1] in local:
                 return kind
     return None
 

@@ -61,6 +61,12 @@ def blocks(language: str) -> list[Block]:
     return found
 
 
+def _offline_nltk(folder: Path) -> str:
+    for part in ("corpora/stopwords", "tokenizers/punkt"):
+        (folder / part).mkdir(parents=True, exist_ok=True)
+    return str(folder)
+
+
 @pytest.fixture(scope="module")
 def reader() -> Iterator[tuple[Path, dict[str, str]]]:
     """The reader's folder and environment: no store yet, the SDKs' own variables at the fakes."""
@@ -74,7 +80,9 @@ def reader() -> Iterator[tuple[Path, dict[str, str]]]:
         env.update(OPENAI_BASE_URL=fake.openai_base_url, OPENAI_API_KEY="test",
                    ANTHROPIC_BASE_URL=fake.anthropic_base_url, ANTHROPIC_API_KEY="test",
                    GOOGLE_API_KEY="test", LITELLM_LOCAL_MODEL_COST_MAP="True",
-                   GENAI_TRACING_CACHE_DIR=str(Path(folder) / ".cache"))
+                   GENAI_TRACING_CACHE_DIR=str(Path(folder) / ".cache"),
+                   # llama-index 0.10 downloads NLTK data on import unless it finds some.
+                   NLTK_DATA=_offline_nltk(Path(folder) / ".nltk"))
         yield Path(folder), env
 
 

@@ -1,8 +1,13 @@
-"""Anthropic SDK: ``messages.create`` (plain and ``stream=True``) and ``messages.stream()``.
+"""Anthropic SDK: ``messages.create`` (plain and ``stream=True``) and ``messages.stream()``,
+their ``beta.messages`` twins, and raw responses (``with_raw_response``).
 
 MLflow autolog traces ``messages.create``; for ``stream=True`` its span ends before the stream is
 read, with no usage, and ``messages.stream()`` it does not trace at all. The SDK's ``Stream``
-class, which both go through, gives the usage from the stream's own events.
+class, which both go through, gives the usage from the stream's own events. ``beta.messages``
+(pydantic-ai's Anthropic model calls it) MLflow does not trace: its calls get spans as autolog
+makes for ``messages.create``. A call made through ``with_raw_response`` (langchain-anthropic
+makes every call so) returns the SDK's raw ``APIResponse``, which is what MLflow records as the
+span's output: its usage is read from the response body the SDK has already read.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from .. import _mlflow
+from .. import _mlflow, _raw
 from .._keys import MESSAGE_FORMAT, MODEL
 from .._patch import patch_method, unpatch_method
 from .._spans import CALL_ATTRIBUTE, CallSpan, wrap_call
@@ -31,6 +36,9 @@ REFUSALS = frozenset({
     "InternalServerError", "RequestTooLargeError", "ServiceUnavailableError", "OverloadedError",
     "DeadlineExceededError"})
 USAGE_HINT = ""
+# Raised by the SDK itself before any request is sent (arguments it refuses, a non-streaming
+# request it expects to run over ten minutes); everything from the wire is an APIError.
+NOT_SENT = frozenset({"ValueError", "TypeError"})
 
 
 def claims(span: Any) -> bool:
@@ -96,7 +104,33 @@ def _stream_classes() -> list[type]:
 def _manager_classes() -> list[type]:
     from anthropic.lib.streaming import AsyncMessageStreamManager, MessageStreamManager
 
-    return [MessageStreamManager, AsyncMessageStreamManager]
+    managers = [MessageStreamManager, AsyncMessageStreamManager]
+    try:
+        from anthropic.lib.streaming import BetaAsyncMessageStreamManager, \
+            BetaMessageStreamManager
+    except ImportError:  # an SDK without beta streams
+        return managers
+    return managers + [BetaMessageStreamManager, BetaAsyncMessageStreamManager]
+
+
+def _beta_classes() -> list[type]:
+    try:
+        from anthropic.resources.beta.messages import AsyncMessages, Messages
+    except ImportError:  # an SDK without beta.messages
+        return []
+    return [Messages, AsyncMessages]
+
+
+def _raw_response_base() -> type | None:
+    from anthropic import APIResponse
+
+    return _raw.response_init_class(APIResponse)
+
+
+def _message_reading(body: Any) -> Any:
+    if isinstance(body, dict) and body.get("type") == "message":
+        return {"model": body.get("model"), "usage": body.get("usage")}
+    return None
 
 
 def patch() -> None:
@@ -104,6 +138,11 @@ def patch() -> None:
     hook_openers(_manager_classes())
     for cls in _classes():
         patch_method(cls, "stream", _wrap_stream)
+    for cls in _beta_classes():
+        patch_method(cls, "create", _wrap_beta_create)
+        patch_method(cls, "stream", _wrap_stream)
+    if (base := _raw_response_base()) is not None:
+        _raw.hook(base, _message_reading)
 
 
 def unpatch() -> None:
@@ -111,6 +150,11 @@ def unpatch() -> None:
     unhook_openers(_manager_classes())
     for cls in _classes():
         unpatch_method(cls, "stream")
+    for cls in _beta_classes():
+        unpatch_method(cls, "create")
+        unpatch_method(cls, "stream")
+    if (base := _raw_response_base()) is not None:
+        _raw.unhook(base)
 
 
 def _watch(stream: Any) -> StreamWatch | None:
@@ -119,7 +163,28 @@ def _watch(stream: Any) -> StreamWatch | None:
         return None
     if (own := owned_span(span)) is not None:
         return StreamWatch(own, _EventTotals(), owned=True)
-    return StreamWatch(span, _EventTotals(), owned=False, deferred=_mlflow.DeferredEnd(span))
+    return StreamWatch(span, _EventTotals(), owned=False,
+                       deferred=_raw.claim(span) or _mlflow.DeferredEnd(span))
+
+
+# ---------------------------------------------------------------------------------------------
+# ``beta.messages.create``: a span as MLflow's autolog makes for ``messages.create``.
+
+
+def _wrap_beta_create(original: Any) -> Any:
+    return wrap_call(original, name=f"{_owner(original)}.create", span_type="CHAT_MODEL",
+                     provider=NAME, inputs=_all_inputs, attributes=_attributes,
+                     before=send_traceparent, finish=_end_beta_create)
+
+
+def _end_beta_create(span: CallSpan, result: Any, kwargs: dict[str, Any]) -> Any:
+    """A message ends the span now; a stream (or a raw response holding one) ends it later."""
+    if kwargs.get("stream"):
+        own(span, result)  # the stream the result opens claims the span; a drop ends it
+        return result
+    owned_span(span)  # no stream will claim it
+    span.end(outputs=result)
+    return result
 
 
 def _all_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:

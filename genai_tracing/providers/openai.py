@@ -9,7 +9,8 @@ from .._guard import internal_error
 from .._keys import ENDPOINT
 from .._patch import patch_method, unpatch_method
 from .._spans import CALL_ATTRIBUTE, end_with_result, wrap_call
-from .._streams import Reader, StreamWatch, hook_stream_classes, send_traceparent, \
+from .. import _raw
+from .._streams import Reader, StreamWatch, hook_stream_classes, send_traceparent, take_reading, \
     traced_span, unhook_stream_classes
 from .._usage import Usage, UsageReader, billed_tier, clamp_parts
 from . import Call, dig, span_inputs, span_outputs, text_model
@@ -44,7 +45,8 @@ def claims(span: Any) -> bool:
 
 
 def extract(span: Any) -> Call:
-    out = span_outputs(span)
+    # A raw response's stream (``with_streaming_response``) leaves its usage as a reading.
+    out = take_reading(span.span_id) or span_outputs(span)
     inputs = span_inputs(span)
     requested = text_model(inputs.get("model")) or text_model(span.get_attribute("model"))
     model = text_model(dig(out, "model")) or requested
@@ -273,11 +275,25 @@ def _recording_endpoint(original: Any) -> Any:
     return request
 
 
+def _raw_response_base() -> type | None:
+    from openai import APIResponse
+
+    return _raw.response_init_class(APIResponse)
+
+
+def _body_reading(body: Any) -> Any:
+    return body if isinstance(body, dict) and "usage" in body else None
+
+
 def patch() -> None:
     _remember_absent_modules()
     # Where each call goes decides its price (Azure, Databricks, Groq, a local server...).
     for cls in _client_classes():
         patch_method(cls, "request", _recording_endpoint)
+    # Raw responses (``with_streaming_response``: the OpenAI Agents SDK streams so); MLflow reads
+    # ``with_raw_response`` answers itself.
+    if (base := _raw_response_base()) is not None:
+        _raw.hook(base, _body_reading)
     # Streams: MLflow's span of a streamed call ends when the stream is read to the end (with
     # usage) or fails; one left early (closed, exited, dropped) is ended here, marked incomplete.
     hook_stream_classes(_stream_classes(), _watch)
@@ -291,6 +307,8 @@ def patch() -> None:
 
 def unpatch() -> None:
     _forget_absent_modules()
+    if (base := _raw_response_base()) is not None:
+        _raw.unhook(base)
     unhook_stream_classes(_stream_classes())
     for cls in _client_classes():
         unpatch_method(cls, "request")
@@ -300,7 +318,39 @@ def unpatch() -> None:
 
 def _watch(stream: Any) -> StreamWatch | None:
     span = traced_span(stream)
-    return None if span is None else StreamWatch(span, Reader(), owned=False)
+    if span is None:
+        return None
+    if (held := _raw.claim(span)) is not None:
+        # A raw response's stream: MLflow ended its span when the call returned; it ends now,
+        # with the usage the stream's events report.
+        return StreamWatch(span, _EventTotals(), owned=False, deferred=held)
+    return StreamWatch(span, Reader(), owned=False)
+
+
+class _EventTotals(Reader):
+    """Model and usage from raw stream items: chat chunks (the usage chunk) or Responses events
+    (the final ``response.completed``, ``response.incomplete`` or ``response.failed``)."""
+
+    def __init__(self) -> None:
+        self.model: Any = None
+        self.usage: Any = None
+
+    def item(self, item: Any) -> None:
+        response = dig(item, "response")
+        if response is not None and str(dig(item, "type") or "").startswith("response."):
+            self.model = dig(response, "model") or self.model
+            if (usage := dig(response, "usage")) is not None:
+                self.usage = usage
+            return
+        self.model = dig(item, "model") or self.model
+        if (usage := dig(item, "usage")) is not None:
+            self.usage = usage
+
+    def reading(self) -> Any:
+        usage = self.usage
+        if hasattr(usage, "model_dump"):
+            usage = usage.model_dump()
+        return {"model": self.model, "usage": usage}
 
 
 def _all_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
