@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +166,80 @@ def test_several_processes_writing_one_sqlite_file_store_every_trace_once(
     The file is created and migrated before the writers start, as a deploy step would."""
     store = TemporaryStore.create(tmp_path / "store")
     run_fleet(store.uri, tmp_path, workers=2, replicas=1, requests=160)
+
+
+# --- a fleet budget: 4 worker processes cross a daily limit once ------------------------------
+
+BUDGET_WORKER = Path(__file__).with_name("budget_worker.py")
+CALL_COST = 100_000 * 0.15 / M + 10_000 * 0.6 / M  # $0.021, as budget_worker.py's calls
+
+
+def budget_workers(uri: str, experiment: str, folder: Path, *, workers: int, calls: int,
+                   pause: float, limit: str) -> list[str]:
+    """Run ``workers`` budget_worker.py processes side by side; their outputs."""
+    import subprocess
+    import sys
+
+    env = clean_env(PYTHONPATH=str(BUDGET_WORKER.parents[1]))
+    processes = [subprocess.Popen(
+        [sys.executable, str(BUDGET_WORKER), uri, experiment, limit, str(calls), str(pause),
+         str(folder / "fired.jsonl"), str(folder / "calls.jsonl")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(workers)]
+    outputs = [p.communicate(timeout=300)[0] for p in processes]
+    assert [p.returncode for p in processes] == [0] * workers, "\n".join(outputs)
+    return outputs
+
+
+def lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def check_fleet_budget(uri: str, folder: Path) -> None:
+    from genai_tracing._budget_store import TAG_PREFIX, delay_seconds
+
+    experiment = f"budget-{uuid.uuid4().hex[:8]}"
+    limit, workers, calls = 0.5, 4, 12  # 48 calls of $0.021: the 24th crosses $0.50
+    budget_workers(uri, experiment, folder, workers=workers, calls=calls, pause=0.4,
+                   limit=str(limit))
+
+    made = sorted(lines(folder / "calls.jsonl"), key=lambda c: c["end"])
+    assert len(made) == workers * calls
+    traces, _ = wait_stored(uri, experiment, len(made))
+    assert sorted(t.info.trace_id for t in traces) == sorted(c["trace_id"] for c in made)
+    for trace in traces:
+        assert trace.info.cost["total_cost"] == pytest.approx(CALL_COST, rel=1e-12)
+
+    fired = lines(folder / "fired.jsonl")
+    assert len(fired) == 1, fired  # one callback in the whole fleet
+    event = fired[0]
+    crossing = made[int(limit // CALL_COST)]  # the call whose cost took the fleet over the limit
+    spent_by_then = sum(CALL_COST for c in made if c["end"] <= event["at"])
+    assert limit < float(event["spent"]) <= spent_by_then + 1e-9
+    # Within the documented delay of the crossing call; the slack covers the export of the
+    # other workers' traces and the store's round trips on a loaded test machine.
+    assert event["at"] - crossing["end"] <= delay_seconds() + 5.0, (event, crossing)
+    print(f"fleet budget: called back {event['at'] - crossing['end']:.1f} s after the crossing "
+          f"call, with ${event['spent']} spent")
+    claims = {k: v for k, v in mlflow.MlflowClient(uri).get_experiment_by_name(experiment)
+              .tags.items() if k.startswith(TAG_PREFIX)}
+    assert len(claims) == 1 and json.loads(next(iter(claims.values())))["pid"] == event["pid"]
+
+    # A restarted worker counts from the store: the fleet's 48 calls plus its own, no new
+    # callback.
+    (output,) = budget_workers(uri, experiment, folder, workers=1, calls=1, pause=0,
+                               limit=str(limit))
+    verdict = [line for line in output.splitlines() if line.startswith(("exceeded", "within"))]
+    assert verdict == [f"exceeded {Decimal(49) * Decimal('0.021')}"], output
+    assert len(lines(folder / "fired.jsonl")) == 1
+
+
+def test_a_fleet_budget_fires_once_for_four_worker_processes_on_a_postgres_backed_server(
+        fleet_server: str, tmp_path: Path) -> None:
+    check_fleet_budget(fleet_server, tmp_path)
+
+
+def test_a_fleet_budget_fires_once_for_four_worker_processes_on_one_sqlite_file(
+        tmp_path: Path) -> None:
+    store = TemporaryStore.create(tmp_path / "store")
+    check_fleet_budget(store.uri, tmp_path)
