@@ -334,6 +334,22 @@ def current_experiment_id() -> str | None:
     return _get_experiment_id()
 
 
+def env_experiment_lookup() -> Callable[[], str | None] | None:
+    """MLflow's lookup of the experiment ``MLFLOW_EXPERIMENT_NAME`` / ``_ID`` name, or None."""
+    # PRIVATE: mlflow.tracking.fluent._get_experiment_id_from_env. With no experiment set in the
+    # process, MLflow calls it (through _get_experiment_id) at every trace start, and it asks the
+    # tracking store each time; MLflow has no public hook to cache it.
+    from mlflow.tracking import fluent
+
+    return getattr(fluent, "_get_experiment_id_from_env", None)
+
+
+def replace_env_experiment_lookup(lookup: Callable[[], str | None]) -> None:
+    from mlflow.tracking import fluent
+
+    fluent._get_experiment_id_from_env = lookup  # PRIVATE: as above; read at call time
+
+
 # ---------------------------------------------------------------------------------------------
 # MLflow's export: its span batchers, its export queue and its in-memory trace buffer
 
