@@ -84,6 +84,7 @@ def test_traces_on_a_postgres_backed_server_are_stored_once_with_user_tokens_and
     # Through a server the window is searched in time slices side by side; one slice (a plain
     # search, oldest first) gives the very same reports.
     monkeypatch.setattr(_reports, "_PARALLEL", 1)
+    monkeypatch.setattr(_reports, "_REST_PARALLEL", 1)
     for parallel, by in ((by_user, "user"), (by_model, "model")):
         assert parallel.equals(genai_tracing.cost_report(by=by, tracking_uri=fleet_server,
                                                          experiment=experiment))
@@ -243,3 +244,56 @@ def test_a_fleet_budget_fires_once_for_four_worker_processes_on_one_sqlite_file(
         tmp_path: Path) -> None:
     store = TemporaryStore.create(tmp_path / "store")
     check_fleet_budget(store.uri, tmp_path)
+
+
+# --- reports through a server: MLflow's REST JSON paged by time ------------------------------
+
+def test_reports_through_a_server_page_by_time_and_read_the_json_as_mlflow_does(
+        fake_provider: FakeProvider, fleet_server: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages of 2: several traces at one millisecond (a full page of them, read by offset within
+    it), and the same reports and trace fields as MlflowClient's own search gives."""
+    from mlflow.tracing.provider import safe_set_span_in_context
+
+    start_ns = [1_000, 2_000, 2_000, 2_000, 2_000, 3_000, 4_000]  # ms after a base time
+    users = ["ana", "bo", "ana", "cy", "bo", "ana", "cy"]
+    base_ns = 1_700_000_000_000 * 1_000_000
+    with TemporaryStore(folder=tmp_path, uri=fleet_server):
+        experiment = f"keyset-{uuid.uuid4().hex[:8]}"
+        genai_tracing.enable_tracing(tracking_uri=fleet_server, prices=PRICES,
+                                     experiment=experiment)
+        client = openai_client(fake_provider)
+        for n, (offset_ms, user) in enumerate(zip(start_ns, users)):
+            fake_provider.usage = FakeUsage(input_tokens=1_000 * (n + 1), output_tokens=10 * n)
+            at = base_ns + offset_ms * 1_000_000
+            with genai_tracing.attribute(user=user):
+                root = mlflow.start_span_no_context("handle_request", start_time_ns=at)
+                with safe_set_span_in_context(root):
+                    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+                root.end(end_time_ns=at + 1_234_567)
+        TemporaryStore.flush()
+        wait_stored(fleet_server, experiment, len(users))
+
+    def reports() -> list[Any]:
+        return [genai_tracing.cost_report(by=by, tracking_uri=fleet_server,
+                                          experiment=experiment)
+                for by in ("user", "model", "day", ["user", "hour"])]
+
+    monkeypatch.setattr(_reports, "_PAGE", 2)
+    monkeypatch.setattr(_reports, "_REST_PARALLEL", 1)
+    source = _reports._source(experiment, fleet_server)
+    window = _reports.Window()
+    read = list(_reports._traces(source, window, None, include_spans=False))
+    assert sorted(t.info.trace_id for t in read) == sorted(
+        t.info.trace_id for t in stored_traces(fleet_server, experiment))  # each once
+    theirs = {t.info.trace_id: t.info for t in stored_traces(fleet_server, experiment)}
+    for trace in read:
+        mine, info = trace.info, theirs[trace.info.trace_id]
+        assert (mine.request_time, mine.execution_duration, mine.trace_metadata, mine.tags) == (
+            info.request_time, info.execution_duration, info.trace_metadata, info.tags)
+    by_time = reports()
+    monkeypatch.setattr(_reports, "_rest_available", lambda source: False)  # MlflowClient's
+    by_client = reports()
+    for mine, theirs_report in zip(by_time, by_client):
+        assert mine.equals(theirs_report)
+    assert dict(zip(by_time[0]["user"], by_time[0]["requests"])) == {"ana": 3, "bo": 2, "cy": 2}
