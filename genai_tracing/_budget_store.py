@@ -7,8 +7,9 @@ round trip; a traced call only adds to in-memory totals and never waits for the 
 - **The store's figure.** Every ``REFRESH_SECONDS`` the thread pages through the experiment's
   traces of the current periods (metadata only, through the reports' reader) and sums their
   totals by user. The first scan reads the whole period (the month for a monthly budget); later
-  scans re-read only the last ``LOOKBACK`` of trace start times, and a full scan runs every
-  ``FULL_SCAN_SECONDS`` and at each new period, so a scan costs what the fleet wrote lately.
+  scans re-read only the last ``LOOKBACK`` (2 minutes) of trace start times, and a full scan
+  runs every ``FULL_SCAN_SECONDS`` (an hour) and at each new period, so a scan costs what the
+  fleet wrote lately.
 - **This process's calls not stored yet.** Each priced call adds to ``_local`` under its trace id;
   once a scan finds that trace stored whole (with genai_tracing's totals), the stored total counts
   and the local entry goes. A trace is never counted twice.
@@ -49,8 +50,10 @@ if TYPE_CHECKING:
 # plus SETTLE_SECONDS and a few store round trips (see delay_seconds()).
 REFRESH_SECONDS = 5.0
 SETTLE_SECONDS = 2.0
-LOOKBACK = timedelta(minutes=15)  # how far back an incremental scan re-reads trace start times
-FULL_SCAN_SECONDS = 600.0
+# How far back an incremental scan re-reads trace start times: a trace stored later than this
+# after it started is seen by the other processes at the next full scan.
+LOOKBACK = timedelta(minutes=2)
+FULL_SCAN_SECONDS = 3600.0
 TAG_PREFIX = "genai_tracing.budget."
 
 _lock = threading.Lock()
@@ -205,7 +208,7 @@ def _where() -> tuple[Any, str, str]:
 
 def _scan(generation: int) -> None:
     """Read the current periods' stored traces (all, or the recent ones) and rebuild the figure."""
-    global _store_down
+    global _store_down, _stored, _stored_totals
     from ._budgets import PERIODS, _period
     from ._keys import TRACE_COST, TRACE_COST_COMPLETE, TRACE_USER
     from ._reports import Window, _request_share, _Source, _traces
@@ -246,22 +249,23 @@ def _scan(generation: int) -> None:
         _store_down = False
         logger.warning("genai_tracing: fleet budgets read the tracking store again.")
     since_ms = _ms(since)
+    # The new figure is built outside the lock, which traced calls take.
+    with _lock:
+        previous = {} if full else dict(_stored)
+    kept = {t: v for t, v in previous.items() if since_ms > v[0] >= _ms(earliest)}
+    kept.update(found)
+    new_totals: dict[tuple[str, str], dict[str | None, Decimal]] = {}
+    for start_ms, user, cost in kept.values():
+        when = _from_ms(start_ms)
+        for per in PERIODS:
+            totals = new_totals.setdefault((per, _period(per, when)), {})
+            totals[None] = totals.get(None, Decimal(0)) + cost
+            if user is not None:
+                totals[user] = totals.get(user, Decimal(0)) + cost
     with _lock:
         if generation != _generation:
             return
-        kept = {} if full else {t: v for t, v in _stored.items()
-                                if since_ms > v[0] >= _ms(earliest)}
-        kept.update(found)
-        _stored.clear()
-        _stored.update(kept)
-        _stored_totals.clear()
-        for start_ms, user, cost in _stored.values():
-            when = _from_ms(start_ms)
-            for per in PERIODS:
-                totals = _stored_totals.setdefault((per, _period(per, when)), {})
-                totals[None] = totals.get(None, Decimal(0)) + cost
-                if user is not None:
-                    totals[user] = totals.get(user, Decimal(0)) + cost
+        _stored, _stored_totals = kept, new_totals  # swapped, not copied, under the lock
         # Local calls now stored count from the store; those of past periods are dropped.
         for trace_id in [t for t, v in _local.items() if t in _stored or v[0] < _ms(earliest)]:
             start_ms, user, cost = _local.pop(trace_id)
