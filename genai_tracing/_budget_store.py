@@ -4,7 +4,8 @@ not stored yet, and one ``on_exceeded`` per budget and period for the whole flee
 One daemon thread per process, started with the first ``scope="fleet"`` budget, does every store
 round trip; a traced call only adds to in-memory totals and never waits for the store.
 
-- **The store's figure.** Every ``REFRESH_SECONDS`` the thread pages through the experiment's
+- **The store's figure.** Every ``REFRESH_SECONDS`` (or ``GENAI_TRACING_BUDGET_REFRESH_SECONDS``)
+  the thread pages through the experiment's
   traces of the current periods (metadata only, through the reports' reader) and sums their
   totals by user. The first scan reads the whole period (the month for a monthly budget); later
   scans re-read only the last ``LOOKBACK`` (2 minutes) of trace start times, and a full scan
@@ -48,7 +49,8 @@ if TYPE_CHECKING:
 
 # A crossing is announced at most this long after the store holds the spend that crossed it,
 # plus SETTLE_SECONDS and a few store round trips (see delay_seconds()).
-REFRESH_SECONDS = 5.0
+REFRESH_SECONDS = 5.0  # the default; GENAI_TRACING_BUDGET_REFRESH_SECONDS sets another
+REFRESH_ENV = "GENAI_TRACING_BUDGET_REFRESH_SECONDS"
 SETTLE_SECONDS = 2.0
 # How far back an incremental scan re-reads trace start times: a trace stored later than this
 # after it started is seen by the other processes at the next full scan.
@@ -75,9 +77,30 @@ _store_down = False  # the last scan failed (logged once, until a scan succeeds)
 _scanned: dict[str, Any] = {"since_ms": None, "full_at": 0.0, "periods": None, "ok": False}
 
 
+_refresh = REFRESH_SECONDS
+
+
 def delay_seconds() -> float:
     """The documented bound, past the store holding the crossing spend, for the callback."""
-    return REFRESH_SECONDS + SETTLE_SECONDS
+    return _refresh + SETTLE_SECONDS
+
+
+def resolve_refresh() -> float:
+    """The seconds between reads of the store, from ``GENAI_TRACING_BUDGET_REFRESH_SECONDS``."""
+    global _refresh
+    from ._errors import ConfigurationError
+
+    raw = os.environ.get(REFRESH_ENV, "").strip()
+    try:
+        seconds = float(raw) if raw else REFRESH_SECONDS
+    except ValueError:
+        seconds = float("nan")
+    if not 1 <= seconds <= 3600:  # also refuses NaN
+        raise ConfigurationError(REFRESH_ENV, raw, "is not a number of seconds from 1 to 3600",
+                                 f"leave it unset for {REFRESH_SECONDS:g} s, or e.g. 30 to read "
+                                 "the store less often")
+    _refresh = seconds
+    return seconds
 
 
 def configure(budgets: Iterable[Budget]) -> None:
@@ -186,10 +209,10 @@ def _run(generation: int) -> None:
                 _claim(claims)
             if time.monotonic() >= next_scan:
                 _scan(generation)
-                next_scan = time.monotonic() + REFRESH_SECONDS
+                next_scan = time.monotonic() + _refresh
         except Exception:
             internal_error("fleet budgets")
-            next_scan = time.monotonic() + REFRESH_SECONDS
+            next_scan = time.monotonic() + _refresh
 
 
 def _where() -> tuple[Any, str, str]:

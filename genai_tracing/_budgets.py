@@ -255,6 +255,10 @@ def parse(budgets: Any) -> list[Budget]:
 
 def _install(new: list[Budget]) -> None:
     global _active
+    if any(b.scope == "fleet" for b in new):
+        from ._budget_store import resolve_refresh
+
+        resolve_refresh()  # a bad setting fails here, before any budget changes
     with _lock:
         for budget in new:
             _budgets[:] = [b for b in _budgets if (b.per, b.user) != (budget.per, budget.user)]

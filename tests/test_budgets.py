@@ -305,3 +305,11 @@ def test_budget_scope_is_validated_and_read_from_the_environment(monkeypatch):
     monkeypatch.setenv("GENAI_TRACING_BUDGET_SCOPE", "cluster")
     with pytest.raises(ConfigurationError, match="GENAI_TRACING_BUDGET_SCOPE='cluster'"):
         Budget.of(1)
+    monkeypatch.setenv("GENAI_TRACING_BUDGET_SCOPE", "process")
+    monkeypatch.setenv("GENAI_TRACING_BUDGET_REFRESH_SECONDS", "0.01")
+    with pytest.raises(ConfigurationError,
+                       match="GENAI_TRACING_BUDGET_REFRESH_SECONDS='0.01': is not a number"):
+        genai_tracing.set_budget(1, scope="fleet")
+    from genai_tracing import _budgets
+
+    assert _budgets._budgets == []              # nothing was set
