@@ -15,7 +15,10 @@ race during the run (see tests/test_faults.py).
 Last, a call's cost against a tracking server, up or down: fresh processes (their order rotating
 every round) time ``--server-calls`` calls each with the SDK alone, with genai_tracing exporting to
 a real ``mlflow server`` on loopback, and with genai_tracing pointed at a closed port from the
-start (the server down: traces cannot be written, the experiment cannot be set).
+start (the server down: traces cannot be written, the experiment cannot be set), once with the
+experiment given to ``enable_tracing()`` and once named in ``MLFLOW_EXPERIMENT_NAME`` instead
+(which MLflow itself looks up at trace start). ``--server-only`` runs just these rows, and
+``--server-modes`` picks some of them (``sdk up down down-env``).
 """
 
 from __future__ import annotations
@@ -201,7 +204,9 @@ from genai_tracing.testing import FakeProvider, FakeUsage
 mode, uri, calls = sys.argv[1], sys.argv[2], int(sys.argv[3])
 fake = FakeProvider(usage=FakeUsage(input_tokens=1000, output_tokens=200)).start()
 client = openai.OpenAI(base_url=fake.openai_base_url, api_key="test", max_retries=0)
-if mode != "sdk":
+if mode == "down-env":  # the experiment named in MLFLOW_EXPERIMENT_NAME (set by the parent)
+    genai_tracing.enable_tracing(tracking_uri=uri, providers=["openai"])
+elif mode != "sdk":
     genai_tracing.enable_tracing(tracking_uri=uri, experiment="bench", providers=["openai"])
 
 def call(number):
@@ -223,19 +228,24 @@ print(json.dumps(ms), flush=True)
 os._exit(0)  # now: the exit flush would wait for a server that is down
 """
 SERVER_MODES = {"sdk": "SDK alone", "up": "genai_tracing, server up",
-                "down": "genai_tracing, server down"}
+                "down": "genai_tracing, server down",
+                "down-env": "server down, MLFLOW_EXPERIMENT_NAME"}
 
 
-def server_rows(calls: int, rounds: int) -> dict[str, list[float]]:
+def server_rows(calls: int, rounds: int, modes: list[str] | None = None
+                ) -> dict[str, list[float]]:
     """Per-call ms for each mode, from fresh processes against a real mlflow server and a
     closed port."""
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
     from fleet import mlflow_server  # a server kept in its own folder, artifacts included
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    results: dict[str, list[float]] = {mode: [] for mode in SERVER_MODES}
+    # Bound and never listening for the whole run: connections are refused, and no server
+    # started meanwhile (the mlflow server below picks a free port too) can take the port.
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    closed = f"http://127.0.0.1:{holder.getsockname()[1]}"
+    modes = modes or list(SERVER_MODES)
+    results: dict[str, list[float]] = {mode: [] for mode in modes}
     # Not this process's MLflow settings: mlflow.set_experiment() above exported an experiment
     # name, and with the server down MLflow would look it up over HTTP at every trace start.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "GENAI_"))}
@@ -244,17 +254,19 @@ def server_rows(calls: int, rounds: int) -> dict[str, list[float]]:
         server = mlflow_server(store.uri, Path(folder), workers=1).start()
         url = server.url
         try:
-            modes = list(SERVER_MODES)
             for round_number in range(rounds):
                 shift = round_number % len(modes)
                 for mode in modes[shift:] + modes[:shift]:
-                    uri = {"sdk": "", "up": url, "down": closed}[mode]
+                    uri = {"sdk": "", "up": url, "down": closed, "down-env": closed}[mode]
+                    child_env = dict(env, MLFLOW_EXPERIMENT_NAME="bench") \
+                        if mode == "down-env" else env
                     out = subprocess.run([sys.executable, "-c", SERVER_CHILD, mode, uri,
                                           str(calls)], capture_output=True, text=True,
-                                         check=True, timeout=600, env=env)
+                                         check=True, timeout=3600, env=child_env)
                     results[mode] += json.loads(out.stdout.strip().splitlines()[-1])
         finally:
             server.stop()
+            holder.close()
     return results
 
 
@@ -267,9 +279,17 @@ def main() -> None:
     parser.add_argument("--server-calls", type=int, default=500,
                         help="timed calls per process in the server up / down rows (0: skip)")
     parser.add_argument("--server-rounds", type=int, default=2)
+    parser.add_argument("--server-only", action="store_true",
+                        help="only the rows against a tracking server")
+    parser.add_argument("--server-modes", nargs="+", choices=list(SERVER_MODES),
+                        help="which server rows (default: all)")
     args = parser.parse_args()
 
     started = time.perf_counter()
+    if args.server_only:
+        print_server_rows(args)
+        print(f"({time.perf_counter() - started:.0f} s in all)")
+        return
     with tempfile.TemporaryDirectory() as folder, FakeProvider(
             usage=FakeUsage(input_tokens=1000, output_tokens=200)) as fake:
         client = openai.OpenAI(base_url=fake.openai_base_url, api_key="test", max_retries=0)
@@ -315,18 +335,23 @@ def main() -> None:
     for name, us in price_lookups():
         print(f"{name:62} {us:8.1f}")
     if args.server_calls:
-        rows = server_rows(args.server_calls, args.server_rounds)
         print()
-        print(f"Per call against a tracking server, 1 thread, fresh processes; "
-              f"{args.server_rounds} rounds of {args.server_calls} timed calls per row.")
-        print(f"{'configuration':28} {'median ms':>9} {'p99 ms':>8} {'+ms over SDK':>12}")
-        sdk = statistics.median(rows["sdk"])
-        for mode, name in SERVER_MODES.items():
-            ordered = sorted(rows[mode])
-            median = statistics.median(ordered)
-            p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-            print(f"{name:28} {median:9.2f} {p99:8.2f} {median - sdk:12.2f}")
+        print_server_rows(args)
     print(f"({time.perf_counter() - started:.0f} s in all)")
+
+
+def print_server_rows(args: argparse.Namespace) -> None:
+    modes = args.server_modes or list(SERVER_MODES)
+    rows = server_rows(args.server_calls, args.server_rounds, modes)
+    print(f"Per call against a tracking server, 1 thread, fresh processes; "
+          f"{args.server_rounds} rounds of {args.server_calls} timed calls per row.")
+    print(f"{'configuration':36} {'median ms':>9} {'p99 ms':>8} {'+ms over SDK':>12}")
+    sdk = statistics.median(rows["sdk"]) if "sdk" in rows else float("nan")
+    for mode in modes:
+        ordered = sorted(rows[mode])
+        median = statistics.median(ordered)
+        p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+        print(f"{SERVER_MODES[mode]:36} {median:9.2f} {p99:8.2f} {median - sdk:12.2f}")
 
 
 def _summary(latencies: list[float], wall: float) -> tuple[float, float, float]:

@@ -1,11 +1,15 @@
-"""Budgets: spend limits per day or month, for the whole app or per user, on in-process totals.
+"""Budgets: spend limits per day or month, for the whole app or per user.
 
-The span processor hands every priced call to ``observe()``. The running totals live in this
-process only, start when the first budget is set, and restart with the process.
+The span processor hands every priced call to ``observe()``. A ``scope="process"`` budget (the
+default) checks this process's running totals, which start when the first budget is set and
+restart with the process. A ``scope="fleet"`` budget checks what every process wrote to the
+tracking store plus this process's calls not stored yet, and fires once for the whole fleet
+(``_budget_store``).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -20,6 +24,8 @@ if TYPE_CHECKING:
     from mlflow.entities import LiveSpan
 
 PERIODS = ("day", "month")
+SCOPES = ("process", "fleet")
+SCOPE_ENV = "GENAI_TRACING_BUDGET_SCOPE"
 EACH_USER = "*"
 _KEPT_PERIODS = 3  # per period kind: the current one, and a little slack for late spans
 _FIX = ("set_budget(5.0, per='day'), set_budget(50, per='month', user='*') or "
@@ -58,13 +64,15 @@ class Budget:
 
     ``user=None`` limits the whole app, ``user="*"`` each user separately, any other string that
     one user (the ``user`` given to ``attribute()``). Calls outside any ``attribute(user=...)``
-    count only toward whole-app budgets.
+    count only toward whole-app budgets. ``scope`` is ``"process"`` (this process's spend) or
+    ``"fleet"`` (every process's spend, read from the tracking store).
     """
 
     limit_usd: Decimal
     per: str = "day"
     user: str | None = None
     on_exceeded: Callable[[BudgetExceeded], Any] | None = field(default=None, compare=False)
+    scope: str = "process"
 
     def covers(self, user: str | None) -> str | None | bool:
         """The user key this budget counts a call of ``user`` under, or False if it does not."""
@@ -77,7 +85,7 @@ class Budget:
     @classmethod
     def of(cls, limit_usd: Any, *, per: str = "day", user: str | None = None,
            on_exceeded: Callable[[BudgetExceeded], Any] | None = None,
-           option: str = "limit_usd") -> Budget:
+           scope: str | None = None, option: str = "limit_usd") -> Budget:
         try:
             if isinstance(limit_usd, bool):
                 raise InvalidOperation
@@ -97,7 +105,14 @@ class Budget:
         if on_exceeded is not None and not callable(on_exceeded):
             raise ConfigurationError("on_exceeded", on_exceeded, "is not callable",
                                      "pass a function that takes a BudgetExceeded")
-        return cls(limit, per, user, on_exceeded)
+        option_name = "scope"
+        if scope is None:
+            scope, option_name = os.environ.get(SCOPE_ENV, "").strip() or "process", SCOPE_ENV
+        if scope not in SCOPES:
+            raise ConfigurationError(option_name, scope, "is not a budget scope",
+                                     "use 'process' (this process's spend) or 'fleet' (every "
+                                     "process writing to the tracking store)")
+        return cls(limit, per, user, on_exceeded, scope)
 
 
 _lock = threading.Lock()
@@ -110,7 +125,8 @@ _active = False  # read without the lock: the processor's fast path when no budg
 
 
 def set_budget(limit_usd: float | Decimal | str, *, per: str = "day", user: str | None = None,
-               on_exceeded: Callable[[BudgetExceeded], Any] | None = None) -> Budget:
+               on_exceeded: Callable[[BudgetExceeded], Any] | None = None,
+               scope: str | None = None) -> Budget:
     """Watch spend against a limit, per day or per month (UTC).
 
     Crossing the limit logs one warning per period (and per user for ``user="*"``) and calls
@@ -123,13 +139,19 @@ def set_budget(limit_usd: float | Decimal | str, *, per: str = "day", user: str 
         genai_tracing.set_budget(2.5, per="day", user="*",           # each user, each day
                                  on_exceeded=lambda e: notify(e.user, e.spent))
 
-    A second budget with the same ``per`` and ``user`` replaces the first. Totals are kept in this
-    process only; they start when the first budget is set.
+    A second budget with the same ``per`` and ``user`` replaces the first. With
+    ``scope="process"`` (the default, or ``GENAI_TRACING_BUDGET_SCOPE``) totals are kept in this
+    process only and start when the first budget is set; the callback runs in the call that
+    crossed the limit. With ``scope="fleet"`` the spend is what every process wrote to the
+    experiment this period, read in the background, plus this process's calls not stored yet;
+    the callback runs once in the whole fleet, from a background thread, within seconds::
+
+        genai_tracing.set_budget(100, per="day", scope="fleet", on_exceeded=page_someone)
 
     Raises:
-        ConfigurationError: a limit that is not a positive amount, an unknown period.
+        ConfigurationError: a limit that is not a positive amount, an unknown period or scope.
     """
-    budget = Budget.of(limit_usd, per=per, user=user, on_exceeded=on_exceeded)
+    budget = Budget.of(limit_usd, per=per, user=user, on_exceeded=on_exceeded, scope=scope)
     _install([budget])
     return budget
 
@@ -148,6 +170,9 @@ def clear_budgets() -> None:
         _spent.clear()
         _fired.clear()
         _active = False
+    from . import _budget_store
+
+    _budget_store.configure([])
 
 
 def check_budget(user: str | None = None) -> None:
@@ -174,7 +199,12 @@ def check_budget(user: str | None = None) -> None:
             if key is False:
                 continue
             period = _period(budget.per, now)
-            spent = _spent.get((budget.per, period), {}).get(key, Decimal(0))
+            if budget.scope == "fleet":
+                from ._budget_store import spent as fleet_spent
+
+                spent = fleet_spent(budget.per, period, key)
+            else:
+                spent = _spent.get((budget.per, period), {}).get(key, Decimal(0))
             if spent > budget.limit_usd:
                 raise BudgetExceeded(budget, key, period, spent)
 
@@ -212,24 +242,33 @@ def parse(budgets: Any) -> list[Budget]:
         if not isinstance(item, Mapping) or "limit_usd" not in item:
             raise ConfigurationError(f"budgets[{i}]", item, "is not a budget",
                                      f"pass a mapping with limit_usd (and per, user), e.g. {_FIX}")
-        unknown = set(item) - {"limit_usd", "per", "user", "on_exceeded"}
+        unknown = set(item) - {"limit_usd", "per", "user", "on_exceeded", "scope"}
         if unknown:
             raise ConfigurationError(f"budgets[{i}].{sorted(unknown)[0]}", item,
                                      "is not a budget option",
-                                     "use only limit_usd, per, user and on_exceeded")
+                                     "use only limit_usd, per, user, on_exceeded and scope")
         parsed.append(Budget.of(item["limit_usd"], per=item.get("per", "day"),
                                 user=item.get("user"), on_exceeded=item.get("on_exceeded"),
-                                option=f"budgets[{i}].limit_usd"))
+                                scope=item.get("scope"), option=f"budgets[{i}].limit_usd"))
     return parsed
 
 
 def _install(new: list[Budget]) -> None:
     global _active
+    if any(b.scope == "fleet" for b in new):
+        from ._budget_store import resolve_refresh
+
+        resolve_refresh()  # a bad setting fails here, before any budget changes
     with _lock:
         for budget in new:
             _budgets[:] = [b for b in _budgets if (b.per, b.user) != (budget.per, budget.user)]
             _budgets.append(budget)
         _active = bool(_budgets)
+        fleet = [b for b in _budgets if b.scope == "fleet"]
+    from . import _budget_store
+
+    if fleet or _budget_store.active():
+        _budget_store.configure(fleet)
 
 
 def _period(per: str, when: datetime) -> str:
@@ -269,8 +308,12 @@ def add(amount: Decimal, *, user: str | None, when: datetime,
             totals[None] = totals.get(None, Decimal(0)) + amount
             if user is not None:
                 totals[user] = totals.get(user, Decimal(0)) + amount
+        fleet = False
         for budget in _budgets:
             key = budget.covers(user)
+            if budget.scope == "fleet":
+                fleet = True
+                continue
             if key is False:
                 continue
             period = periods[budget.per]
@@ -278,6 +321,10 @@ def add(amount: Decimal, *, user: str | None, when: datetime,
             if spent > budget.limit_usd and (budget, period, key) not in _fired:
                 _fired.add((budget, period, key))
                 crossed.append(BudgetExceeded(budget, key, period, spent, trace_id))
+    if fleet:
+        from . import _budget_store
+
+        _budget_store.add(amount, user=user, when=when, trace_id=trace_id)
     for event in crossed:
         _announce(event)
 

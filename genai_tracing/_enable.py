@@ -135,6 +135,10 @@ def _setup(config: TracingConfig) -> TracingConfig:
     _processor.preload(config)
     if config.sources.get("tracking_uri") == "argument":
         mlflow.set_tracking_uri(config.tracking_uri)
+    from . import _env_experiment
+
+    # MLflow would otherwise look up MLFLOW_EXPERIMENT_NAME/_ID at every trace start.
+    _env_experiment.install()
     experiment_id = _set_experiment(config)
 
     from . import providers
@@ -162,18 +166,23 @@ def _set_experiment(config: TracingConfig) -> str | None:
     global _our_experiment
     import mlflow
 
+    from . import _env_experiment
+
     try:
         if config.experiment is None:
             from ._mlflow import current_experiment_id
 
-            return current_experiment_id()
+            found = current_experiment_id()
+            return None if _env_experiment.failing() else found
         experiment_id = mlflow.set_experiment(config.experiment).experiment_id
         _our_experiment = (config.tracking_uri, experiment_id)
         return experiment_id
     except Exception as e:  # an unreachable store must not stop the app from starting
-        logger.warning("genai_tracing: could not set experiment %r on %s (%s); tracing stays on, "
+        _env_experiment.unreachable()
+        logger.warning("genai_tracing: could not set experiment %s on %s (%s); tracing stays on, "
                        "traces are exported when the store answers, and the experiment is set "
-                       "then.", config.experiment, config.tracking_uri, e,
+                       "then.", repr(config.experiment) if config.experiment is not None
+                       else "(MLflow's own choice)", config.tracking_uri, e,
                        exc_info=logger.isEnabledFor(logging.DEBUG))
         if config.experiment is not None:
             _retry_experiment_later(config)
@@ -251,3 +260,6 @@ def _teardown() -> None:
 
         _dspy.disable()
     _active = None
+    from . import _env_experiment
+
+    _env_experiment.uninstall()

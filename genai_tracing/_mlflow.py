@@ -352,6 +352,59 @@ def current_experiment_id() -> str | None:
     return _get_experiment_id()
 
 
+def env_experiment_lookup() -> Callable[[], str | None] | None:
+    """MLflow's lookup of the experiment ``MLFLOW_EXPERIMENT_NAME`` / ``_ID`` name, or None."""
+    # PRIVATE: mlflow.tracking.fluent._get_experiment_id_from_env. With no experiment set in the
+    # process, MLflow calls it (through _get_experiment_id) at every trace start, and it asks the
+    # tracking store each time; MLflow has no public hook to cache it.
+    from mlflow.tracking import fluent
+
+    return getattr(fluent, "_get_experiment_id_from_env", None)
+
+
+def replace_env_experiment_lookup(lookup: Callable[[], str | None]) -> None:
+    from mlflow.tracking import fluent
+
+    fluent._get_experiment_id_from_env = lookup  # PRIVATE: as above; read at call time
+
+
+SEARCH_TRACES_ENDPOINT = "/api/3.0/mlflow/traces/search"  # MLflow's REST API (v3 trace search)
+
+
+def rest_search_available(tracking_uri: str) -> bool:
+    """Whether ``rest_search_traces`` can send to this store (no network)."""
+    try:
+        from mlflow.tracking._tracking_service.utils import _get_store  # PRIVATE: see below
+        from mlflow.utils.rest_utils import http_request, verify_rest_response  # noqa: F401
+
+        return hasattr(_get_store(tracking_uri), "get_host_creds")
+    except Exception:
+        return False
+
+
+def rest_search_traces(tracking_uri: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    """One page of MLflow's REST trace search on a tracking server, as the server's JSON, or
+    ``None`` where this MLflow cannot send it (then search with ``MlflowClient``)."""
+    # PRIVATE: mlflow.tracking._tracking_service.utils._get_store, for the store's host
+    # credentials (auth headers, TLS settings) as MlflowClient would send them; MLflow has no
+    # public way to send a REST request with them. The request and reply are MLflow's public REST
+    # API; reading the JSON skips MlflowClient's conversion to TraceInfo, most of a report's CPU.
+    try:
+        from mlflow.tracking._tracking_service.utils import _get_store
+        from mlflow.utils.rest_utils import http_request, verify_rest_response
+    except ImportError:
+        unavailable("reading trace search pages as JSON", "mlflow.tracking._tracking_service."
+                    "utils._get_store")
+        return None
+    host_creds = getattr(_get_store(tracking_uri), "get_host_creds", None)
+    if host_creds is None:
+        return None
+    response = http_request(host_creds=host_creds(), endpoint=SEARCH_TRACES_ENDPOINT,
+                            method="POST", json=body)
+    verify_rest_response(response, SEARCH_TRACES_ENDPOINT)
+    return response.json()
+
+
 # ---------------------------------------------------------------------------------------------
 # MLflow's export: its span batchers, its export queue and its in-memory trace buffer
 

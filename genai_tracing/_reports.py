@@ -48,6 +48,10 @@ _PAGE = 500
 _PAGE_WITH_SPANS = 200
 # Time slices of a report's window searched side by side on a remote server.
 _PARALLEL = 4
+# Through a tracking server, metadata-only searches read MLflow's REST JSON themselves and page by
+# time (each page starts at the last one's last trace time) instead of by offset, which the
+# server's database pays for on every page; this many time slices side by side.
+_REST_PARALLEL = 2
 # Traces written without a per-model breakdown are read again with their spans: up to this many
 # fetched one by one on a few threads, more paged through like any search.
 _FETCH_ONE_BY_ONE = 50
@@ -221,6 +225,11 @@ def _traces(source: _Source, window: Window, user_filter: str | None, *,
             include_spans: bool, parallel: bool = False) -> Iterator[Any]:
     """Every matching trace, page by page: oldest first, or with ``parallel`` from a remote
     server, time slices of the window searched side by side, in no set order."""
+    if not include_spans and _is_remote(source.tracking_uri) and _rest_available(source):
+        parts = _REST_PARALLEL if parallel else 1
+        slices = _slices(source, window, user_filter, parts) if parts > 1 else [window]
+        yield from _keyset_side_by_side(source, slices, user_filter)
+        return
     if parallel and not include_spans and _is_remote(source.tracking_uri):
         slices = _slices(source, window, user_filter, _PARALLEL)
         if len(slices) > 1:
@@ -247,12 +256,169 @@ def _page(source: _Source, window: Window, user_filter: str | None, token: str |
             max_results=size or (_PAGE_WITH_SPANS if include_spans else _PAGE),
             order_by=[f"timestamp_ms {order}"], page_token=token, include_spans=include_spans)
     except MlflowException as e:
-        if user_filter and "filter" in str(e).lower():
-            raise ConfigurationError(
-                "filter", user_filter, f"MLflow cannot search with it ({e.message})",
-                "write it in MLflow's trace search syntax, e.g. \"tags.feature = 'search'\" "
-                "or \"request_metadata.`mlflow.trace.user` LIKE '%@acme.com'\"") from None
+        _filter_error(user_filter, e)
         raise
+
+
+def _filter_error(user_filter: str | None, e: Any) -> None:
+    if user_filter and "filter" in str(e).lower():
+        raise ConfigurationError(
+            "filter", user_filter, f"MLflow cannot search with it ({e.message})",
+            "write it in MLflow's trace search syntax, e.g. \"tags.feature = 'search'\" "
+            "or \"request_metadata.`mlflow.trace.user` LIKE '%@acme.com'\"") from None
+
+
+# --- through a tracking server: MLflow's REST JSON, paged by time ----------------------------
+
+
+def _rest_available(source: _Source) -> bool:
+    from ._mlflow import rest_search_available
+
+    return rest_search_available(source.tracking_uri)
+
+
+@dataclass
+class _JsonInfo:
+    """The fields of a trace's ``TraceInfo`` that reports read, from the REST JSON."""
+
+    trace_id: str
+    request_time: int
+    execution_duration: int | None
+    trace_metadata: dict[str, str]
+    tags: dict[str, str]
+
+
+@dataclass
+class _JsonTrace:
+    info: _JsonInfo
+
+
+_RFC3339 = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?"
+                      r"(Z|[+-]\d\d:\d\d)$")
+
+
+def _timestamp_ms(text: str) -> int:
+    """Milliseconds since the epoch of a protobuf JSON timestamp (``2026-11-05T13:22:09.208Z``)."""
+    match = _RFC3339.match(text)
+    if match is None:
+        raise ValueError(f"not a timestamp: {text!r}")
+    y, mo, d, h, mi, sec = (int(match.group(i)) for i in range(1, 7))
+    ms = _ms(datetime(y, mo, d, h, mi, sec, tzinfo=timezone.utc))
+    ms += int((match.group(7) or "0")[:3].ljust(3, "0"))
+    zone = match.group(8)
+    if zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        ms -= sign * (int(zone[1:3]) * 60 + int(zone[4:6])) * 60_000
+    return ms
+
+
+def _duration_ms(text: str | None) -> int | None:
+    """Whole milliseconds of a protobuf JSON duration (``1.112s``), as ``TraceInfo`` has them."""
+    if not text:
+        return None
+    return int(Decimal(text.rstrip("s")) * 1000)
+
+
+def _json_trace(raw: dict[str, Any]) -> _JsonTrace:
+    return _JsonTrace(_JsonInfo(raw["trace_id"], _timestamp_ms(raw["request_time"]),
+                                _duration_ms(raw.get("execution_duration")),
+                                raw.get("trace_metadata") or {}, raw.get("tags") or {}))
+
+
+class _KeysetSlice:
+    """One time slice of a search, page by page: each page asks for the traces from the last
+    page's last trace time on (those already read at that very millisecond are skipped), so the
+    database never skips rows by offset. More traces than a page at one millisecond are paged
+    through with the server's own page token."""
+
+    def __init__(self, source: _Source, window: Window, user_filter: str | None) -> None:
+        self.source, self.window, self.user_filter = source, window, user_filter
+        self.since = _ms(window.since) if window.since else None
+        self.seen_at_since: set[str] = set()
+        self.in_millisecond = False  # paging by offset through the traces of one millisecond
+        self.token: str | None = None
+        self.done = False
+
+    def fetch(self) -> list[_JsonTrace]:
+        if self.in_millisecond:
+            return self._fetch_one_millisecond()
+        page = self._search(Window(_from_ms(self.since) if self.since is not None else None,
+                                   self.window.until), None)
+        traces = [_json_trace(raw) for raw in page.get("traces", [])]
+        fresh = [t for t in traces if t.info.trace_id not in self.seen_at_since]
+        if not page.get("next_page_token"):
+            self.done = True
+            return fresh
+        last = traces[-1].info.request_time
+        if last == self.since:  # a whole page at one millisecond: offsets within it, from 0
+            self.in_millisecond, self.token = True, None
+            self.seen_at_since |= {t.info.trace_id for t in traces}
+            return fresh
+        self.since = last
+        self.seen_at_since = {t.info.trace_id for t in traces if t.info.request_time == last}
+        return fresh
+
+    def _fetch_one_millisecond(self) -> list[_JsonTrace]:
+        assert self.since is not None
+        page = self._search(Window(_from_ms(self.since), _from_ms(self.since + 1)), self.token)
+        traces = [_json_trace(raw) for raw in page.get("traces", [])]
+        fresh = [t for t in traces if t.info.trace_id not in self.seen_at_since]
+        self.seen_at_since |= {t.info.trace_id for t in traces}
+        self.token = page.get("next_page_token") or None
+        if self.token is None:  # on with the rest of the slice, after that millisecond
+            self.in_millisecond = False
+            self.since += 1
+            self.seen_at_since = set()
+            if self.window.until and self.since >= _ms(self.window.until):
+                self.done = True
+        return fresh
+
+    def _search(self, window: Window, token: str | None) -> dict[str, Any]:
+        from mlflow.exceptions import MlflowException
+
+        from ._mlflow import rest_search_traces
+
+        clauses = window.filters() + ([self.user_filter.strip()] if self.user_filter and
+                                      self.user_filter.strip() else [])
+        body: dict[str, Any] = {
+            "locations": [{"type": "MLFLOW_EXPERIMENT",
+                           "mlflow_experiment": {"experiment_id": e}}
+                          for e in self.source.experiment_ids],
+            "max_results": _PAGE, "order_by": ["timestamp_ms ASC"]}
+        if clauses:
+            body["filter"] = " AND ".join(clauses)
+        if token:
+            body["page_token"] = token
+        try:
+            page = rest_search_traces(self.source.tracking_uri, body)
+        except MlflowException as e:
+            _filter_error(self.user_filter, e)
+            raise
+        if page is None:
+            raise RuntimeError("MLflow's REST trace search became unavailable")
+        return page
+
+
+def _keyset_side_by_side(source: _Source, slices: list[Window], user_filter: str | None
+                         ) -> Iterator[Any]:
+    """Every trace of the slices, one page per slice in flight at a time, in no set order."""
+    parts = [_KeysetSlice(source, w, user_filter) for w in slices]
+    if len(parts) == 1:
+        while not parts[0].done:
+            yield from parts[0].fetch()
+        return
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    with ThreadPoolExecutor(len(parts)) as pool:
+        pending = {pool.submit(part.fetch): part for part in parts}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                part = pending.pop(future)
+                traces = future.result()
+                if not part.done:
+                    pending[pool.submit(part.fetch)] = part
+                yield from traces
 
 
 def _is_remote(uri: str) -> bool:

@@ -189,3 +189,127 @@ def test_same_period_and_user_replaces_a_budget():
     genai_tracing.set_budget(3, per="day", user="*")
     assert [(b.limit_usd, b.user) for b in _budgets._budgets] == [(Decimal(2), None),
                                                                   (Decimal(3), "*")]
+
+
+# --- scope="fleet": spend read from the store, one callback through an experiment tag ---------
+
+def wait_for(predicate: Any, timeout: float = 30.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def now_request(client: Any, user: str | None) -> None:
+    with genai_tracing.attribute(user=user):
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+
+def test_a_fleet_budget_counts_the_store_and_fires_once_through_an_experiment_tag(
+        fake_provider, mlflow_store, caplog):
+    from genai_tracing import _budget_store
+
+    seen: list[BudgetExceeded] = []
+    config = genai_tracing.enable_tracing(prices=PRICES)
+    genai_tracing.set_budget(0.05, per="day", scope="fleet", on_exceeded=seen.append)
+    caplog.set_level(logging.WARNING, logger="genai_tracing")
+    fake_provider.usage = USAGE
+    client = openai_client(fake_provider)
+
+    for _ in range(3):                       # $0.063: the third call crosses $0.05
+        now_request(client, "ana")
+    assert wait_for(lambda: seen), "no callback"
+    assert [(e.user, e.spent, e.limit) for e in seen] == [(None, 3 * CALL_COST, Decimal("0.05"))]
+    assert seen[0].trace_id == mlflow.get_last_active_trace_id()
+    # The claim is an experiment tag naming this process.
+    tags = mlflow.MlflowClient().get_experiment(config.experiment_id).tags
+    claims = [k for k in tags if k.startswith("genai_tracing.budget.")]
+    assert claims == [_budget_store.tag_key(seen[0])]
+
+    # A restart: new totals, the spend read back from the store; the claim stands, no new call.
+    genai_tracing.clear_budgets()
+    mlflow_store.flush()
+    genai_tracing.set_budget(0.05, per="day", scope="fleet", on_exceeded=seen.append)
+    period = f"{datetime.now(timezone.utc):%Y-%m-%d}"
+    assert _budget_store.spent("day", period, None) == 0  # nothing read yet: never blocks
+    assert wait_for(_budget_store.refreshed)
+    assert _budget_store.spent("day", period, None) == 3 * CALL_COST
+    with pytest.raises(BudgetExceeded):
+        genai_tracing.check_budget()
+    now_request(client, "ana")
+    mlflow_store.flush()
+    assert wait_for(lambda: _budget_store.spent("day", period, None) == 4 * CALL_COST)
+    import time
+
+    time.sleep(_budget_store.SETTLE_SECONDS + 0.5)
+    assert len(seen) == 1 and len(budget_warnings(caplog)) == 1
+
+
+def test_a_fleet_budget_never_double_counts_a_trace_stored_and_counted_here(
+        fake_provider, mlflow_store):
+    from genai_tracing import _budget_store
+
+    genai_tracing.enable_tracing(prices=PRICES)
+    genai_tracing.set_budget(1, per="month", user="*", scope="fleet")
+    fake_provider.usage = USAGE
+    client = openai_client(fake_provider)
+    assert wait_for(_budget_store.refreshed)
+    month = f"{datetime.now(timezone.utc):%Y-%m}"
+    for user in ("ana", "bob", "ana"):
+        now_request(client, user)
+    # Counted here at once, before any scan saw the traces.
+    assert _budget_store.spent("month", month, "ana") == 2 * CALL_COST
+    mlflow_store.flush()
+    before = _budget_store._scanned["since_ms"]
+    assert wait_for(lambda: _budget_store._scanned["since_ms"] != before and
+                    not _budget_store._local)
+    assert _budget_store.spent("month", month, "ana") == 2 * CALL_COST
+    assert _budget_store.spent("month", month, "bob") == CALL_COST
+    assert _budget_store.spent("month", month, None) == 3 * CALL_COST
+
+
+def test_a_fleet_budget_with_the_store_down_counts_locally_and_still_fires(
+        fake_provider, tmp_path, caplog):
+    from fleet import free_port
+
+    seen: list[BudgetExceeded] = []
+    down = f"http://127.0.0.1:{free_port()}"
+    caplog.set_level(logging.WARNING, logger="genai_tracing")
+    with TemporaryStore(folder=tmp_path, uri=down):
+        genai_tracing.enable_tracing(tracking_uri=down, prices=PRICES)
+        genai_tracing.set_budget(0.03, scope="fleet", on_exceeded=seen.append)
+        fake_provider.usage = USAGE
+        client = openai_client(fake_provider)
+        for _ in range(2):
+            reply = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+            assert reply.usage.prompt_tokens == 100_000
+        assert wait_for(lambda: seen)
+        assert [e.spent for e in seen] == [2 * CALL_COST]
+        with pytest.raises(BudgetExceeded):
+            genai_tracing.check_budget()
+        genai_tracing.disable_tracing()
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("could not claim" in m for m in messages)
+
+
+def test_budget_scope_is_validated_and_read_from_the_environment(monkeypatch):
+    with pytest.raises(ConfigurationError, match="scope='everywhere'"):
+        genai_tracing.set_budget(1, scope="everywhere")
+    monkeypatch.setenv("GENAI_TRACING_BUDGET_SCOPE", "fleet")
+    assert Budget.of(1).scope == "fleet"
+    assert Budget.of(1, scope="process").scope == "process"
+    monkeypatch.setenv("GENAI_TRACING_BUDGET_SCOPE", "cluster")
+    with pytest.raises(ConfigurationError, match="GENAI_TRACING_BUDGET_SCOPE='cluster'"):
+        Budget.of(1)
+    monkeypatch.setenv("GENAI_TRACING_BUDGET_SCOPE", "process")
+    monkeypatch.setenv("GENAI_TRACING_BUDGET_REFRESH_SECONDS", "0.01")
+    with pytest.raises(ConfigurationError,
+                       match="GENAI_TRACING_BUDGET_REFRESH_SECONDS='0.01': is not a number"):
+        genai_tracing.set_budget(1, scope="fleet")
+    from genai_tracing import _budgets
+
+    assert _budgets._budgets == []              # nothing was set
