@@ -457,6 +457,10 @@ def wake_export_queue() -> None:
         queue = getattr(_get_trace_exporter(), "_async_queue", None)
         if queue is None or not queue.is_active():
             return
+        if not hasattr(queue, "_flush_lock"):
+            # Before MLflow serialized flush() against put() (3.17 has the lock, 3.12 has not),
+            # a queue stopped this way could hang a later flush_trace_async_logging(): leave it.
+            return
         queue._stop_event.set()
         queue._queue.put_nowait(Task(handler=lambda: None, args=()))
     except Exception:
