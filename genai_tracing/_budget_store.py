@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from ._guard import internal_error, logger
 
 if TYPE_CHECKING:
-    from ._budgets import Budget, BudgetExceeded
+    from ._budget_rules import Budget, BudgetExceeded
 
 # A crossing is announced at most this long after the store holds the spend that crossed it,
 # plus SETTLE_SECONDS and a few store round trips (see delay_seconds()).
@@ -152,10 +152,10 @@ def refreshed() -> bool:
 
 def add(amount: Decimal, *, user: str | None, when: datetime, trace_id: str | None) -> None:
     """A priced call of this process: count it and hand any crossing to the thread. No I/O."""
-    from ._budgets import PERIODS, _period
+    from ._budget_rules import PERIODS, period_of
 
     start_ms = _ms(when)
-    periods = {per: _period(per, when) for per in PERIODS}
+    periods = {per: period_of(per, when) for per in PERIODS}
     with _lock:
         if trace_id is not None and trace_id in _stored:
             return  # already counted from the store (a late span of a stored trace)
@@ -174,7 +174,7 @@ def add(amount: Decimal, *, user: str | None, when: datetime, trace_id: str | No
 
 def _check(periods: dict[str, str], users: Iterable[str | None], trace_id: str | None) -> bool:
     """Queue a claim for each fleet budget these users' spend crossed (under the lock)."""
-    from ._budgets import BudgetExceeded
+    from ._budget_rules import BudgetExceeded
 
     queued = False
     for budget in _budgets:
@@ -220,7 +220,7 @@ def _where() -> tuple[Any, str, str]:
     import mlflow
 
     from . import _mlflow
-    from ._enable import active_config
+    from ._config import active_config
 
     config = active_config()
     experiment_id = _mlflow.chosen_experiment_id() or (config.experiment_id if config else None) \
@@ -232,7 +232,7 @@ def _where() -> tuple[Any, str, str]:
 def _scan(generation: int) -> None:
     """Read the current periods' stored traces (all, or the recent ones) and rebuild the figure."""
     global _store_down, _stored, _stored_totals
-    from ._budgets import PERIODS, _period
+    from ._budget_rules import PERIODS, period_of
     from ._keys import TRACE_COST, TRACE_COST_COMPLETE, TRACE_USER
     from ._reports import Window, _request_share, _Source, _traces
 
@@ -242,7 +242,7 @@ def _scan(generation: int) -> None:
     if not pers:
         return
     earliest = _start("month" if "month" in pers else "day", now)
-    periods = {per: _period(per, now) for per in PERIODS}
+    periods = {per: period_of(per, now) for per in PERIODS}
     full = (_scanned["since_ms"] is None or _scanned["periods"] != periods
             or time.monotonic() - _scanned["full_at"] > FULL_SCAN_SECONDS)
     since = earliest if full else max(earliest, _from_ms(_scanned["since_ms"]) - LOOKBACK)
@@ -281,7 +281,7 @@ def _scan(generation: int) -> None:
     for start_ms, user, cost in kept.values():
         when = _from_ms(start_ms)
         for per in PERIODS:
-            totals = new_totals.setdefault((per, _period(per, when)), {})
+            totals = new_totals.setdefault((per, period_of(per, when)), {})
             totals[None] = totals.get(None, Decimal(0)) + cost
             if user is not None:
                 totals[user] = totals.get(user, Decimal(0)) + cost
@@ -294,7 +294,7 @@ def _scan(generation: int) -> None:
             start_ms, user, cost = _local.pop(trace_id)
             when = _from_ms(start_ms)
             for per in PERIODS:
-                totals = _local_totals.get((per, _period(per, when)), {})
+                totals = _local_totals.get((per, period_of(per, when)), {})
                 for key in (None, user) if user is not None else (None,):
                     if key in totals:
                         totals[key] -= cost

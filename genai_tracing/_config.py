@@ -73,6 +73,21 @@ class TracingConfig:
     prices_fingerprint: str | None = field(default=None, repr=False)
 
 
+# Set by enable_tracing() (under its lock); kept here, a leaf, so reports, budgets and repricing
+# read it without importing the module that sets tracing up.
+_active: TracingConfig | None = None
+
+
+def active_config() -> TracingConfig | None:
+    """The configuration in force, or ``None`` when tracing is not enabled."""
+    return _active
+
+
+def set_active(config: TracingConfig | None) -> None:
+    global _active
+    _active = config
+
+
 def installed_providers() -> tuple[str, ...]:
     return tuple(name for name, p in PROVIDERS.items() if _is_installed(p.module))
 

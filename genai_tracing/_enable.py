@@ -10,11 +10,10 @@ from dataclasses import replace
 from typing import Any, Iterable, Mapping
 
 from . import _config
-from ._config import PROVIDERS, TracingConfig
+from ._config import PROVIDERS, TracingConfig, active_config
 from ._guard import guarded, logger
 
 _lock = threading.RLock()
-_active: TracingConfig | None = None
 _autologged: tuple[str, ...] = ()
 _said_disabled = False
 # The (tracking URI, experiment id) enable_tracing() itself set, told apart from a user's choice.
@@ -47,11 +46,11 @@ def enable_tracing(
     Raises:
         ConfigurationError: an option (or its environment variable) has a value that cannot work.
     """
-    global _active, _said_disabled
+    global _said_disabled
     with _lock:
         is_enabled, enabled_source = _config.resolve_enabled(enabled)
         if not is_enabled:
-            if _active is not None:
+            if active_config() is not None:
                 _teardown()
             if not _said_disabled:
                 logger.info("genai_tracing is disabled (%s); no provider SDK is traced.",
@@ -87,13 +86,15 @@ def enable_tracing(
             price_table=table,
             prices_fingerprint=table.fingerprint,
         )
-        if _active is None or not _same_request(_active, wanted):
-            if _active is not None:
+        active = active_config()
+        if active is None or not _same_request(active, wanted):
+            if active is not None:
                 _teardown()
-            _active = _setup(wanted)
+            active = _setup(wanted)
+            _config.set_active(active)
         _budgets.configure(budget_list)
         _runs.configure(runs_on)
-        return _active
+        return active
 
 
 def disable_tracing() -> None:
@@ -104,13 +105,8 @@ def disable_tracing() -> None:
         genai_tracing.disable_tracing()
     """
     with _lock:
-        if _active is not None:
+        if active_config() is not None:
             _teardown()
-
-
-def active_config() -> TracingConfig | None:
-    """The configuration in force, or ``None`` when tracing is not enabled."""
-    return _active
 
 
 def _same_request(active: TracingConfig, wanted: TracingConfig) -> bool:
@@ -211,7 +207,7 @@ def _retry_experiment_later(config: TracingConfig) -> None:
             time.sleep(wait)
             wait = min(wait * 2, 60.0)
             with _lock:
-                if generation != _retries or _active is None:
+                if generation != _retries or active_config() is None:
                     return
                 if chosen_experiment_id() is not None or \
                         mlflow.get_tracking_uri() != config.tracking_uri:
@@ -225,7 +221,7 @@ def _retry_experiment_later(config: TracingConfig) -> None:
                 logger.debug("genai_tracing: experiment still not set", exc_info=True)
                 continue
             with _lock:
-                if generation != _retries or _active is None or \
+                if generation != _retries or active_config() is None or \
                         chosen_experiment_id() is not None:
                     return
                 mlflow.set_experiment(experiment_id=experiment_id)
@@ -238,7 +234,7 @@ def _retry_experiment_later(config: TracingConfig) -> None:
 
 
 def _teardown() -> None:
-    global _active, _autologged, _retries
+    global _autologged, _retries
     _retries += 1
     from . import _processor
 
@@ -259,7 +255,7 @@ def _teardown() -> None:
         from . import _dspy
 
         _dspy.disable()
-    _active = None
+    _config.set_active(None)
     from . import _env_experiment
 
     _env_experiment.uninstall()

@@ -63,7 +63,7 @@ def estimate_cost(
     Raises:
         ConfigurationError: ``prices`` (or ``GENAI_TRACING_PRICES``) cannot be read.
     """
-    from ._enable import active_config
+    from ._config import active_config
     from ._pricing import PriceResolver, Unpriced, active_resolver, load_price_table, price_call
     from .providers import Call
 

@@ -191,8 +191,7 @@ def _default_experiment(client: Any, uri: str) -> Any:
     """The configured experiment, else the one enable_tracing() would pick (which must exist:
     MLflow's ``Default`` instead would report on the wrong traces), else the one chosen in
     MLflow."""
-    from ._config import resolve_experiment
-    from ._enable import active_config
+    from ._config import active_config, resolve_experiment
 
     config = active_config()
     if config is not None and config.experiment_id and config.tracking_uri == uri:

@@ -111,7 +111,7 @@ def reprice(
 
 
 def _resolver(prices: Any) -> Any:
-    from ._enable import active_config
+    from ._config import active_config
     from ._pricing import PriceResolver, active_resolver, load_price_table
 
     if prices is not None or active_config() is None:
