@@ -171,6 +171,13 @@ def _set_experiment(config: TracingConfig) -> str | None:
             found = current_experiment_id()
             return None if _env_experiment.failing() else found
         experiment_id = mlflow.set_experiment(config.experiment).experiment_id
+        from ._mlflow import chosen_experiment_id
+
+        if chosen_experiment_id() != experiment_id:
+            # MLflow returns the experiment without making it active when another process
+            # created it between its lookup and its create (the RESOURCE_ALREADY_EXISTS branch
+            # of set_experiment): by id it is set for sure, else traces go to the default one.
+            mlflow.set_experiment(experiment_id=experiment_id)
         _our_experiment = (config.tracking_uri, experiment_id)
         return experiment_id
     except Exception as e:  # an unreachable store must not stop the app from starting

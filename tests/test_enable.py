@@ -15,7 +15,7 @@ from conftest import MESSAGES, anthropic_client, counts, gemini_client, llm_span
 
 import genai_tracing
 from genai_tracing import ConfigurationError, TracingConfig
-from genai_tracing.testing import FakeUsage
+from genai_tracing.testing import FakeProvider, FakeUsage
 
 
 @pytest.fixture
@@ -426,3 +426,29 @@ def test_a_module_autolog_looks_for_on_every_call_fails_the_same_way_only_faster
     assert name not in sys.modules
     with pytest.raises(ModuleNotFoundError):
         importlib.import_module(f"{name}.completions")
+
+
+def test_the_experiment_is_set_when_another_process_creates_it_first(
+        no_mlflow_settings: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers started together race to create the experiment. MLflow's set_experiment() returns
+    the one another process created between its lookup and its create without making it active,
+    so without a second set every trace of the losing worker went to the default experiment."""
+    from mlflow.tracking._tracking_service.client import TrackingServiceClient
+
+    uri = f"sqlite:///{no_mlflow_settings / 'mlflow.db'}"
+    create = TrackingServiceClient.create_experiment
+
+    def another_process_won(self: Any, name: str, *args: Any, **kwargs: Any) -> str:
+        monkeypatch.setattr(TrackingServiceClient, "create_experiment", create)
+        create(TrackingServiceClient(uri), name)  # the other worker's create lands first
+        return create(self, name, *args, **kwargs)  # this one: RESOURCE_ALREADY_EXISTS
+
+    monkeypatch.setattr(TrackingServiceClient, "create_experiment", another_process_won)
+    config = genai_tracing.enable_tracing(tracking_uri=uri, experiment="raced")
+    experiment = mlflow.MlflowClient(uri).get_experiment_by_name("raced")
+    assert config.experiment_id == experiment.experiment_id
+    with FakeProvider() as fake:
+        openai_client(fake).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    mlflow.flush_trace_async_logging()
+    trace = mlflow.get_trace(mlflow.get_last_active_trace_id())
+    assert trace.info.experiment_id == experiment.experiment_id
