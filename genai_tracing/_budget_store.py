@@ -14,13 +14,15 @@ round trip; a traced call only adds to in-memory totals and never waits for the 
 - **This process's calls not stored yet.** Each priced call adds to ``_local`` under its trace id;
   once a scan finds that trace stored whole (with genai_tracing's totals), the stored total counts
   and the local entry goes. A trace is never counted twice.
-- **Once per fleet.** MLflow has no compare-and-set, so a crossing is claimed with an experiment
-  tag ``genai_tracing.budget.<budget id>.<period>[.<user hash>]``: a process that sees the limit
-  crossed reads the tag, gives up if it is set, else writes it with a random claim id, waits
-  ``SETTLE_SECONDS`` and reads it back; only the process whose claim id is still there calls
-  back (the last writer wins, and every contender reads the same last writer). At most one
-  process fires as long as each contender's read and write of the tag are less than
-  ``SETTLE_SECONDS`` apart; a winner that dies between its claim and its callback fires nothing.
+- **Once per fleet.** MLflow has no compare-and-set, so a crossing is claimed through experiment
+  tags: a process that sees the limit crossed stops if the crossing's tag
+  ``genai_tracing.budget.<budget id>.<period>[.<user hash>]`` is set; else it writes a claim tag
+  of its own under it (stamped with the time), waits ``SETTLE_SECONDS`` and reads the claims
+  back. The earliest claim wins, so contenders that see the same claims agree; the winner sets
+  the crossing's tag before it calls back, and a contender whose claim shows later stops on it.
+  Two processes fire only if a claim stamped earlier becomes readable more than
+  ``SETTLE_SECONDS`` after it was stamped and before the winner's tag is; a winner that dies
+  between its claim and its callback fires nothing.
 - **Store down.** Scans fail quietly after one warning: the last figure read stays, local calls
   keep adding (nothing is confirmed stored, so nothing is subtracted). A crossing that cannot be
   claimed is announced in this process anyway, with a warning: without the store the fleet
@@ -322,10 +324,17 @@ def tag_key(event: BudgetExceeded) -> str:
 
 
 def _claim(events: list[BudgetExceeded]) -> None:
-    """Claim each crossing through the store; announce those this process won."""
-    from ._budgets import _announce
+    """Claim each crossing through the store; announce those this process won.
 
-    mine: dict[str, tuple[str, BudgetExceeded]] = {}
+    Each contender writes its own claim tag (``<key>.claim.<claim id>``, stamped with the time
+    it was written), waits ``SETTLE_SECONDS`` and reads the claims back: the earliest claim wins,
+    so every contender that sees the same claims picks the same winner. The winner marks the
+    crossing as announced under ``<key>`` before it calls back, and a contender that sees the
+    mark stops; each removes its own claim tag once decided.
+    """
+    from ._budget_rules import announce
+
+    mine: dict[str, tuple[str, float, BudgetExceeded]] = {}
     try:
         client, _, experiment_id = _where()
         tags = client.get_experiment(experiment_id).tags
@@ -335,31 +344,52 @@ def _claim(events: list[BudgetExceeded]) -> None:
                 logger.debug("genai_tracing: %s; announced by another process (%s)", event,
                              tags[key])
                 continue
-            token = uuid.uuid4().hex
-            client.set_experiment_tag(experiment_id, key, json.dumps({
-                "claim": token, "host": socket.gethostname(), "pid": os.getpid(),
-                "spent": str(event.spent), "at": datetime.now(timezone.utc).isoformat()}))
-            mine[key] = (token, event)
+            token, at = uuid.uuid4().hex, time.time()
+            client.set_experiment_tag(experiment_id, f"{key}{_CLAIM}{token}", json.dumps({
+                "claim": token, "at": at, "host": socket.gethostname(), "pid": os.getpid(),
+                "spent": str(event.spent)}))
+            mine[key] = (token, at, event)
         if not mine:
             return
         time.sleep(SETTLE_SECONDS)
         tags = client.get_experiment(experiment_id).tags
+        won = []
+        for key, (token, at, event) in mine.items():
+            if key not in tags and _winner(tags, key) == token:
+                client.set_experiment_tag(experiment_id, key, tags[f"{key}{_CLAIM}{token}"])
+                won.append(event)
+            else:
+                logger.debug("genai_tracing: %s; another process won the claim", event)
     except Exception as e:
         logger.warning("genai_tracing: could not claim %d budget crossing(s) through the "
                        "tracking store (%s); announcing them from this process, so other "
                        "processes may announce them too.", len(events), e)
         for event in events:
-            _announce(event)
+            announce(event)
         return
-    for key, (token, event) in mine.items():
+    for event in won:
+        announce(event)
+    for key, (token, _, _) in mine.items():
         try:
-            won = json.loads(tags.get(key) or "{}").get("claim") == token
-        except ValueError:
-            won = False
-        if won:
-            _announce(event)
-        else:
-            logger.debug("genai_tracing: %s; another process won the claim", event)
+            client.delete_experiment_tag(experiment_id, f"{key}{_CLAIM}{token}")
+        except Exception:
+            logger.debug("genai_tracing: could not remove a budget claim tag", exc_info=True)
+
+
+_CLAIM = ".claim."
+
+
+def _winner(tags: dict[str, str], key: str) -> str | None:
+    """The claim id of the earliest claim on ``key`` among ``tags`` (ties: the smaller id)."""
+    claims = []
+    for tag, value in tags.items():
+        if tag.startswith(f"{key}{_CLAIM}"):
+            try:
+                claim = json.loads(value)
+                claims.append((float(claim["at"]), str(claim["claim"])))
+            except (ValueError, KeyError, TypeError):
+                continue
+    return min(claims)[1] if claims else None
 
 
 def _start(per: str, now: datetime) -> datetime:
