@@ -545,3 +545,62 @@ def test_framework_calls_reprice(framework: str, fake: FakeProvider, traced: Any
     (call,) = result.calls
     assert float(call.old_cost) == pytest.approx(GPT)
     assert float(call.new_cost) == pytest.approx((1000 * 1 + 200 * 4) / M)
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_streaming_response_bodies_read_their_usage(asynchronous: bool, fake: FakeProvider,
+                                                    traced: Any) -> None:
+    """``with_streaming_response`` without ``stream=True``: the SDK returns before the body is
+    read, and the caller reads it later (``parse()``, ``json()``, ``read()``); the call's span
+    waits for that read and is priced from the body, once."""
+    import anthropic
+    import openai
+
+    oai_cls, claude_cls = ((openai.AsyncOpenAI, anthropic.AsyncAnthropic) if asynchronous
+                           else (openai.OpenAI, anthropic.Anthropic))
+    oai = oai_cls(base_url=fake.openai_base_url, api_key="test", max_retries=0)
+    claude = claude_cls(base_url=fake.anthropic_base_url, api_key="test", max_retries=0)
+    chat = dict(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    message = dict(model="claude-sonnet-4-5", max_tokens=10,
+                   messages=[{"role": "user", "content": "hi"}])
+
+    async def run_async() -> None:
+        async with oai.chat.completions.with_streaming_response.create(**chat) as r:
+            await r.parse()
+        async with oai.responses.with_streaming_response.create(
+                model="gpt-4o-mini", input="hi") as r:
+            await r.json()
+        async with claude.messages.with_streaming_response.create(**message) as r:
+            await r.parse()
+
+    if asynchronous:
+        asyncio.run(run_async())
+    else:
+        with oai.chat.completions.with_streaming_response.create(**chat) as r:
+            r.parse()
+        with oai.responses.with_streaming_response.create(model="gpt-4o-mini", input="hi") as r:
+            r.json()
+        with claude.messages.with_streaming_response.create(**message) as r:
+            r.read()
+    traces = traced.traces()
+    assert len(traces) == 3
+    costs = sorted(s.attributes["mlflow.llm.cost"]["total_cost"]
+                   for t in traces for s in cost_spans(t))
+    assert costs == pytest.approx(sorted([GPT, GPT, CLAUDE]))
+    for trace in traces:
+        assert trace.info.trace_metadata["genai_tracing.cost.complete"] == "true"
+
+
+def test_streaming_response_left_unread_is_flagged(fake: FakeProvider, traced: Any) -> None:
+    """A body the caller never reads: the call was billed, its usage is unknown: flagged, and
+    the span still ends when the response is closed."""
+    import openai
+
+    oai = openai.OpenAI(base_url=fake.openai_base_url, api_key="test", max_retries=0)
+    with oai.chat.completions.with_streaming_response.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]):
+        pass
+    (trace,) = traced.traces()
+    assert cost_spans(trace) == []
+    assert trace.info.trace_metadata["genai_tracing.cost.complete"] == "false"
+    assert trace.info.trace_metadata["genai_tracing.unpriced_calls"] == "1"

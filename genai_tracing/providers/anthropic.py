@@ -127,6 +127,12 @@ def _raw_response_base() -> type | None:
     return _raw.response_init_class(APIResponse)
 
 
+def _raw_response_readers() -> tuple[type, ...]:
+    from anthropic import APIResponse, AsyncAPIResponse
+
+    return (APIResponse, AsyncAPIResponse)
+
+
 def _message_reading(body: Any) -> Any:
     if isinstance(body, dict) and body.get("type") == "message":
         return {"model": body.get("model"), "usage": body.get("usage")}
@@ -142,7 +148,7 @@ def patch() -> None:
         patch_method(cls, "create", _wrap_beta_create)
         patch_method(cls, "stream", _wrap_stream)
     if (base := _raw_response_base()) is not None:
-        _raw.hook(base, _message_reading)
+        _raw.hook(base, _message_reading, _raw_response_readers())
 
 
 def unpatch() -> None:
@@ -154,7 +160,7 @@ def unpatch() -> None:
         unpatch_method(cls, "create")
         unpatch_method(cls, "stream")
     if (base := _raw_response_base()) is not None:
-        _raw.unhook(base)
+        _raw.unhook(base, _raw_response_readers())
 
 
 def _watch(stream: Any) -> StreamWatch | None:

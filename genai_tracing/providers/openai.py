@@ -281,6 +281,12 @@ def _raw_response_base() -> type | None:
     return _raw.response_init_class(APIResponse)
 
 
+def _raw_response_readers() -> tuple[type, ...]:
+    from openai import APIResponse, AsyncAPIResponse
+
+    return (APIResponse, AsyncAPIResponse)
+
+
 def _body_reading(body: Any) -> Any:
     return body if isinstance(body, dict) and "usage" in body else None
 
@@ -293,7 +299,7 @@ def patch() -> None:
     # Raw responses (``with_streaming_response``: the OpenAI Agents SDK streams so); MLflow reads
     # ``with_raw_response`` answers itself.
     if (base := _raw_response_base()) is not None:
-        _raw.hook(base, _body_reading)
+        _raw.hook(base, _body_reading, _raw_response_readers())
     # Streams: MLflow's span of a streamed call ends when the stream is read to the end (with
     # usage) or fails; one left early (closed, exited, dropped) is ended here, marked incomplete.
     hook_stream_classes(_stream_classes(), _watch)
@@ -308,7 +314,7 @@ def patch() -> None:
 def unpatch() -> None:
     _forget_absent_modules()
     if (base := _raw_response_base()) is not None:
-        _raw.unhook(base)
+        _raw.unhook(base, _raw_response_readers())
     unhook_stream_classes(_stream_classes())
     for cls in _client_classes():
         unpatch_method(cls, "request")
