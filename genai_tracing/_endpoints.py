@@ -1,14 +1,19 @@
 """Where a call went: the provider that served it, read from the client that sent it.
 
 The OpenAI SDK talks to OpenAI, Azure OpenAI, Databricks model serving and every
-OpenAI-compatible server alike; each bills at its own prices. The provider is read, in order:
+OpenAI-compatible server alike; the Anthropic SDK to Anthropic, Amazon Bedrock and Google
+Vertex AI; google-genai to the Gemini API and Vertex AI. Each bills at its own prices. The
+provider is read, in order:
 
 1. the user's ``[endpoints]`` table in the price file (the longest URL prefix that matches);
-2. the client class (``AzureOpenAI``) and the URL's path (``/openai/deployments/<name>``,
+2. the client class (``AzureOpenAI``, ``AnthropicBedrock``, ``AnthropicVertex``, a google-genai
+   client with ``vertexai=True``) and the URL's path (``/openai/deployments/<name>``,
    ``/serving-endpoints``), which hold wherever the server runs;
-3. the host (``*.openai.azure.com``, ``api.groq.com``, ...);
+3. the host (``*.openai.azure.com``, ``bedrock-runtime.<region>.amazonaws.com``,
+   ``*aiplatform.googleapis.com``, ``api.groq.com``, ...);
 4. a loopback address on Ollama's or vLLM's default port (11434, 8000);
-5. otherwise ``openai``: any other address is taken for OpenAI or a proxy in front of it.
+5. otherwise the SDK's own provider (``openai``, ``anthropic``, ``gemini``): any other address
+   is taken for that provider or a proxy in front of it.
 
 Detection reads only what the client already holds (its class and base URL): no network.
 """
@@ -23,11 +28,14 @@ from urllib.parse import urlsplit
 
 # Providers an endpoint can be served by, as LiteLLM's map prefixes their entries.
 KNOWN_PROVIDERS = ("openai", "azure", "databricks", "groq", "deepseek", "together_ai",
-                   "fireworks_ai", "mistral", "xai", "openrouter", "vllm", "ollama")
+                   "fireworks_ai", "mistral", "xai", "openrouter", "vllm", "ollama", "bedrock",
+                   "vertex_ai")
 # Self-hosted servers: no catalog prices what they cost; only the user's price file does.
 LOCAL_PROVIDERS = frozenset({"vllm", "ollama"})
 
 _HOSTS: tuple[tuple[str, str], ...] = (
+    (".amazonaws.com", "bedrock"),  # bedrock-runtime[-fips].<region>.amazonaws.com, below
+    ("aiplatform.googleapis.com", "vertex_ai"),  # <region>-aiplatform... and the global host
     (".openai.azure.com", "azure"),
     (".cognitiveservices.azure.com", "azure"),
     ("api.openai.com", "openai"),
@@ -42,11 +50,16 @@ _HOSTS: tuple[tuple[str, str], ...] = (
 )
 _LOCAL_PORTS = {11434: "ollama", 8000: "vllm"}
 _AZURE_CLIENTS = frozenset({"AzureOpenAI", "AsyncAzureOpenAI"})
+_CLIENTS = {"AzureOpenAI": "azure", "AsyncAzureOpenAI": "azure",
+            "AnthropicBedrock": "bedrock", "AsyncAnthropicBedrock": "bedrock",
+            "AnthropicVertex": "vertex_ai", "AsyncAnthropicVertex": "vertex_ai",
+            "AnthropicBedrockMantle": "bedrock", "AsyncAnthropicBedrockMantle": "bedrock",
+            "VertexClient": "vertex_ai"}  # google-genai with vertexai=True (see providers.gemini)
 _AZURE_DEPLOYMENT = re.compile(r"/openai/deployments/([^/?#]+)")
 
 # OpenTelemetry's GenAI semantic-convention names (gen_ai.provider.name) where they differ.
 _SEMCONV_NAMES = {"azure": "azure.ai.openai", "gemini": "gcp.gemini", "mistral": "mistral_ai",
-                  "xai": "x_ai"}
+                  "xai": "x_ai", "bedrock": "aws.bedrock", "vertex_ai": "gcp.vertex_ai"}
 
 
 @dataclass(frozen=True)
@@ -96,8 +109,9 @@ def user_endpoint(url: str, endpoints: Mapping[str, Endpoint]) -> Endpoint | Non
 
 
 def detect(url: str, client: str | None = None,
-           endpoints: Mapping[str, Endpoint] | None = None) -> str:
-    """The provider that serves calls sent to ``url`` by a client of class ``client``.
+           endpoints: Mapping[str, Endpoint] | None = None, default: str = "openai") -> str:
+    """The provider that serves calls sent to ``url`` by a client of class ``client``, of an SDK
+    whose own provider is ``default``.
 
     Example::
 
@@ -105,23 +119,31 @@ def detect(url: str, client: str | None = None,
         detect("https://adb-1.azuredatabricks.net/serving-endpoints")  # 'databricks'
         detect("http://localhost:11434/v1")                           # 'ollama'
         detect("http://127.0.0.1:54321/v1")                           # 'openai'
+        detect("https://bedrock-runtime.us-east-1.amazonaws.com", default="anthropic")
+                                                                      # 'bedrock'
     """
     url = clean_url(url)
     if endpoints and (entry := user_endpoint(url, endpoints)) and entry.provider:
         return entry.provider
-    if client in _AZURE_CLIENTS or _AZURE_DEPLOYMENT.search(url):
+    if client in _CLIENTS:
+        return _CLIENTS[client]
+    if _AZURE_DEPLOYMENT.search(url):
         return "azure"
     if url.endswith("/serving-endpoints"):
         return "databricks"
     parts = urlsplit(url)
     host = parts.hostname or ""
     for suffix, provider in _HOSTS:
-        if host == suffix.lstrip(".") or host.endswith(suffix if suffix.startswith(".")
-                                                       else "." + suffix):
+        if provider == "bedrock":
+            if host.startswith("bedrock") and host.endswith(suffix):
+                return provider
+        elif host == suffix.lstrip(".") or host.endswith(
+                suffix if suffix.startswith(".") else "." + suffix) or (
+                provider == "vertex_ai" and host.endswith("-" + suffix)):
             return provider
     if _is_loopback(host) and parts.port in _LOCAL_PORTS:
         return _LOCAL_PORTS[parts.port]
-    return "openai"
+    return default
 
 
 def _is_loopback(host: str) -> bool:

@@ -539,12 +539,13 @@ _LITELLM_PREFIX = {"openai": "openai", "anthropic": "anthropic", "gemini": "gemi
                    "azure": "azure", "databricks": "databricks", "groq": "groq",
                    "deepseek": "deepseek", "together_ai": "together_ai",
                    "fireworks_ai": "fireworks_ai", "mistral": "mistral", "xai": "xai",
-                   "openrouter": "openrouter", "vllm": "hosted_vllm", "ollama": "ollama"}
+                   "openrouter": "openrouter", "vllm": "hosted_vllm", "ollama": "ollama",
+                   "bedrock": "bedrock", "vertex_ai": "vertex_ai"}
 _GENAI_PRICES_PROVIDER = {"openai": "openai", "anthropic": "anthropic", "gemini": "google",
                           "azure": "azure", "databricks": "databricks", "groq": "groq",
                           "deepseek": "deepseek", "together_ai": "together",
                           "fireworks_ai": "fireworks", "mistral": "mistral", "xai": "x-ai",
-                          "openrouter": "openrouter"}
+                          "openrouter": "openrouter", "bedrock": "aws", "vertex_ai": "google"}
 # Providers that serve other makers' models (Azure, Databricks, Groq, a local server...): priced
 # only from their own entries, never silently at the maker's price filed under the bare name.
 _SERVING_ONLY = frozenset(KNOWN_PROVIDERS) - {"openai"}
@@ -591,16 +592,25 @@ def litellm_price(model: str, provider: str | None) -> Price | None:
     for name in names:
         if prefix:
             keys.append(f"{prefix}/{name}")
-        if not own_only:
-            keys.append(name)
+        # A serving provider's entries filed under the bare name count only when the entry says
+        # it is that provider's (Bedrock's "us.anthropic.claude-...-v1:0", Vertex's Gemini).
+        keys.append(name)
     for catalog, origin in litellm_maps():
         for key in keys:
             entry = catalog.get(key)
-            if isinstance(entry, Mapping) and _litellm_has_price(entry):
+            if isinstance(entry, Mapping) and _litellm_has_price(entry) and (
+                    not own_only or "/" in key or _filed_by(entry, prefix)):
                 return _litellm_to_price(key, entry, origin, provider)
         if own_only and prefix and (price := _litellm_pixel_price(catalog, prefix, names, origin)):
             return price
     return None
+
+
+def _filed_by(entry: Mapping[str, Any], prefix: str | None) -> bool:
+    """Whether a LiteLLM entry is ``prefix``'s own (``bedrock_converse``, ``vertex_ai-...``)."""
+    owner = str(entry.get("litellm_provider") or "")
+    return bool(prefix) and prefix in ("bedrock", "vertex_ai") and (
+        owner == prefix or owner.startswith((prefix + "_", prefix + "-")))
 
 
 def _litellm_pixel_price(catalog: Mapping[str, Any], prefix: str, names: list[str],

@@ -88,12 +88,14 @@ def wrap_call(original: Callable[..., Any], *, name: str, span_type: str, provid
               inputs: Callable[[tuple[Any, ...], dict[str, Any]], dict[str, Any]],
               finish: Callable[[CallSpan, Any, dict[str, Any]], Any],
               attributes: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-              before: Callable[[CallSpan, dict[str, Any]], None] | None = None
+              before: Callable[[CallSpan, dict[str, Any]], None] | None = None,
+              where: Callable[[Any, tuple[Any, ...]], None] | None = None
               ) -> Callable[..., Any]:
     """Trace ``original`` (sync or async). ``finish(span, result, kwargs)`` ends the span and
     returns what the user gets back (the result itself, or a stream that ends the span later).
     ``attributes(inputs)`` gives the span's first attributes; ``before(span, kwargs)`` may adjust
-    the call's keyword arguments once the span exists."""
+    the call's keyword arguments once the span exists; ``where(span, args)`` notes where the call
+    goes, from the method's ``self`` (``args[0]``)."""
 
     def begin(args: tuple[Any, ...], kwargs: dict[str, Any]) -> CallSpan | None:
         try:
@@ -113,6 +115,11 @@ def wrap_call(original: Callable[..., Any], *, name: str, span_type: str, provid
                 before(span, kwargs)
             except Exception:
                 internal_error(f"{name} set-up")
+        if span is not None and where is not None:
+            try:
+                where(span.span, args)
+            except Exception:
+                internal_error(f"{name} endpoint")
         return span
 
     def complete(span: CallSpan | None, result: Any, kwargs: dict[str, Any]) -> Any:

@@ -263,11 +263,32 @@ def test_azure_deployment_mapping_prices_a_call_whose_answer_names_no_model(
     ("http://127.0.0.1:54321/v1", None, "openai"),  # any other loopback port: the test fakes
     ("https://api.openai.com/v1", None, "openai"),
     ("https://llm-gateway.example.com/v1", None, "openai"),
+    ("https://bedrock-runtime.us-east-1.amazonaws.com", None, "bedrock"),
+    ("https://bedrock-runtime-fips.us-gov-west-1.amazonaws.com", None, "bedrock"),
+    ("http://127.0.0.1:5555", "AnthropicBedrock", "bedrock"),
+    ("https://us-east5-aiplatform.googleapis.com/v1", None, "vertex_ai"),
+    ("https://aiplatform.googleapis.com/v1", None, "vertex_ai"),
+    ("http://127.0.0.1:5555", "AsyncAnthropicVertex", "vertex_ai"),
+    ("https://s3.amazonaws.com/v1", None, "openai"),  # not Bedrock's host
 ])
 def test_detection(url: str, client: str | None, provider: str) -> None:
     from genai_tracing._endpoints import detect
 
     assert detect(url, client) == provider
+
+
+@pytest.mark.parametrize(("url", "client", "default", "provider"), [
+    ("https://api.anthropic.com", "Anthropic", "anthropic", "anthropic"),
+    ("http://127.0.0.1:54321", "Anthropic", "anthropic", "anthropic"),
+    ("https://api.deepseek.com/anthropic", "Anthropic", "anthropic", "deepseek"),
+    ("https://generativelanguage.googleapis.com", "Client", "gemini", "gemini"),
+    ("http://127.0.0.1:54321", "VertexClient", "gemini", "vertex_ai"),
+])
+def test_detection_for_each_sdk(url: str, client: str, default: str, provider: str) -> None:
+    """Another SDK's own provider is the default: an address nothing names is that provider."""
+    from genai_tracing._endpoints import detect
+
+    assert detect(url, client, default=default) == provider
 
 
 @pytest.mark.parametrize(("table", "message"), [
@@ -440,3 +461,169 @@ def test_reprice_prices_a_local_servers_calls_by_its_endpoint_mapping(
         "models": {"llama-3.2-3b": {"input_per_million": 0.1, "output_per_million": 0.3}}})
     (call,) = result.calls
     assert call.new_cost == Decimal("0.0004")  # 1000 * 0.1 / 1e6 + 1000 * 0.3 / 1e6
+
+
+# -- Claude on Amazon Bedrock and Google Vertex AI; Gemini on Vertex AI -----------------------
+
+BEDROCK_MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+# LiteLLM "us.anthropic.claude-sonnet-4-5-20250929-v1:0" (litellm_provider bedrock_converse):
+# input 3.3e-06, output 1.65e-05 per token: the US cross-region profile costs 10% over the list.
+BEDROCK_US_IN, BEDROCK_US_OUT = 3.3e-06, 1.65e-05
+# LiteLLM "vertex_ai/claude-sonnet-4-5@20250929": input 3e-06, output 1.5e-05.
+VERTEX_CLAUDE_IN, VERTEX_CLAUDE_OUT = 3e-06, 1.5e-05
+# LiteLLM "gemma-4-26b-a4b-it" (litellm_provider vertex_ai-language-models): input 1.5e-07,
+# output 6e-07; the Gemini API's "gemini/gemma-4-26b-a4b-it" is free (0 and 0).
+VERTEX_GEMMA_IN, VERTEX_GEMMA_OUT = 1.5e-07, 6e-07
+CLAUDE_MESSAGE = dict(max_tokens=10, messages=MESSAGES)
+
+
+def bedrock_client(fake: FakeProvider, *, asynchronous: bool = False) -> Any:
+    import anthropic
+
+    cls = anthropic.AsyncAnthropicBedrock if asynchronous else anthropic.AnthropicBedrock
+    # Real SigV4 signing with made-up keys; the fake does not check signatures.
+    return cls(aws_access_key="AKIDEXAMPLE", aws_secret_key="secret", aws_region="us-east-1",
+               base_url=fake.url, max_retries=0)
+
+
+def vertex_claude_client(fake: FakeProvider, *, asynchronous: bool = False) -> Any:
+    import anthropic
+
+    cls = anthropic.AsyncAnthropicVertex if asynchronous else anthropic.AnthropicVertex
+    return cls(region="us-east5", project_id="acme", access_token="token",
+               base_url=fake.url + "/v1", max_retries=0)
+
+
+def read_claude(client: Any, model: str, how: str, asynchronous: bool) -> None:
+    """One call, as ``how`` says: plain, ``stream=True``, or ``messages.stream()``."""
+    async def run_async() -> None:
+        if how == "plain":
+            await client.messages.create(model=model, **CLAUDE_MESSAGE)
+        elif how == "stream":
+            async for _ in await client.messages.create(model=model, stream=True,
+                                                        **CLAUDE_MESSAGE):
+                pass
+        else:
+            async with client.messages.stream(model=model, **CLAUDE_MESSAGE) as stream:
+                await stream.until_done()
+
+    if asynchronous:
+        import asyncio
+
+        asyncio.run(run_async())
+    elif how == "plain":
+        client.messages.create(model=model, **CLAUDE_MESSAGE)
+    elif how == "stream":
+        for _ in client.messages.create(model=model, stream=True, **CLAUDE_MESSAGE):
+            pass
+    else:
+        with client.messages.stream(model=model, **CLAUDE_MESSAGE) as stream:
+            stream.until_done()
+
+
+SHAPES = [("plain", False), ("stream", False), ("manager", False), ("plain", True),
+          ("stream", True), ("manager", True)]
+SHAPE_IDS = [f"{how}-{'async' if a else 'sync'}" for how, a in SHAPES]
+
+
+@pytest.mark.parametrize(("how", "asynchronous"), SHAPES, ids=SHAPE_IDS)
+def test_claude_on_bedrock_is_priced_at_bedrock_prices(
+        how: str, asynchronous: bool, fake_provider: FakeProvider,
+        mlflow_store: TemporaryStore) -> None:
+    """AnthropicBedrock: the model id in the path, streams in AWS's binary event-stream framing;
+    priced under Bedrock's entry for the model id (the US profile's 10% premium included)."""
+    genai_tracing.enable_tracing()
+    fake_provider.usage = FakeUsage(input_tokens=1000, output_tokens=200)
+    read_claude(bedrock_client(fake_provider, asynchronous=asynchronous), BEDROCK_MODEL, how,
+                asynchronous)
+    assert fake_provider.requests[-1].path.startswith(f"/model/{BEDROCK_MODEL}/invoke")
+    span = assert_cost(mlflow_store.last_trace(), 1000 * BEDROCK_US_IN, 200 * BEDROCK_US_OUT)
+    assert span.attributes["genai_tracing.cost.price"]["key"] == BEDROCK_MODEL
+    assert span.attributes["genai_tracing.provider"] == "bedrock"
+    assert span.attributes["genai_tracing.endpoint"]["region"] == "us-east-1"
+    assert span.attributes["gen_ai.provider.name"] == "aws.bedrock"
+    assert list(genai_tracing.cost_report(by="provider")["provider"]) == ["bedrock"]
+
+
+@pytest.mark.parametrize(("how", "asynchronous"), SHAPES, ids=SHAPE_IDS)
+def test_claude_on_vertex_is_priced_at_vertex_prices(
+        how: str, asynchronous: bool, fake_provider: FakeProvider,
+        mlflow_store: TemporaryStore) -> None:
+    """AnthropicVertex: :rawPredict and :streamRawPredict under the project and region."""
+    genai_tracing.enable_tracing()
+    fake_provider.usage = FakeUsage(input_tokens=1000, output_tokens=200)
+    read_claude(vertex_claude_client(fake_provider, asynchronous=asynchronous),
+                "claude-sonnet-4-5@20250929", how, asynchronous)
+    assert "/projects/acme/locations/us-east5/publishers/anthropic/models/" in \
+        fake_provider.requests[-1].path
+    span = assert_cost(mlflow_store.last_trace(), 1000 * VERTEX_CLAUDE_IN,
+                       200 * VERTEX_CLAUDE_OUT)
+    assert span.attributes["genai_tracing.cost.price"]["key"].startswith(
+        "vertex_ai/claude-sonnet-4-5")
+    assert span.attributes["genai_tracing.provider"] == "vertex_ai"
+
+
+def test_a_bedrock_model_no_catalog_prices_is_unpriced_not_anthropic_priced(
+        fake_provider: FakeProvider, mlflow_store: TemporaryStore,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Bedrock's price is Bedrock's own: a model id its entries lack is unpriced and flagged,
+    never priced at Anthropic's list price for a name that looks alike."""
+    genai_tracing.enable_tracing()
+    fake_provider.response_model = "claude-sonnet-4-5"
+    read_claude(bedrock_client(fake_provider), "acme.custom-claude-v1:0", "plain", False)
+    span = only_call(mlflow_store.last_trace())
+    assert "mlflow.llm.cost" not in span.attributes or not span.attributes["mlflow.llm.cost"]
+    assert span.attributes["genai_tracing.cost.unpriced"] is True
+    assert "no bedrock price" in span.attributes["genai_tracing.cost.unpriced_reason"]
+    assert unpriced_warnings(caplog)
+
+
+def test_price_file_prices_bedrock_calls(fake_provider: FakeProvider,
+                                         mlflow_store: TemporaryStore) -> None:
+    """A negotiated Bedrock rate in the price file wins, filed under "bedrock/<model id>"."""
+    genai_tracing.enable_tracing(prices={"models": {f"bedrock/{BEDROCK_MODEL}": {
+        "input_per_million": 2, "output_per_million": 10}}})
+    fake_provider.usage = FakeUsage(input_tokens=1000, output_tokens=200)
+    read_claude(bedrock_client(fake_provider), BEDROCK_MODEL, "plain", False)
+    assert_cost(mlflow_store.last_trace(), 1000 * 2 / 1e6, 200 * 10 / 1e6)
+
+
+@pytest.mark.parametrize("how", ["plain", "stream", "async", "async-stream"])
+def test_gemini_on_vertex_is_priced_at_vertex_prices(how: str, fake_provider: FakeProvider,
+                                                     mlflow_store: TemporaryStore) -> None:
+    """google-genai with vertexai=True: Vertex AI's entry, not the Gemini API's (where this
+    model is free)."""
+    import asyncio
+
+    from google import genai
+    from google.genai import types
+    from google.oauth2.credentials import Credentials
+
+    genai_tracing.enable_tracing()
+    fake_provider.usage = FakeUsage(input_tokens=1000, output_tokens=200)
+    client = genai.Client(vertexai=True, project="acme", location="us-central1",
+                          credentials=Credentials(token="token"),
+                          http_options=types.HttpOptions(base_url=fake_provider.url))
+    model, contents = "gemma-4-26b-a4b-it", "Say hello"
+
+    async def run_async(stream: bool) -> None:
+        if stream:
+            async for _ in await client.aio.models.generate_content_stream(
+                    model=model, contents=contents):
+                pass
+        else:
+            await client.aio.models.generate_content(model=model, contents=contents)
+
+    if how == "plain":
+        client.models.generate_content(model=model, contents=contents)
+    elif how == "stream":
+        for _ in client.models.generate_content_stream(model=model, contents=contents):
+            pass
+    else:
+        asyncio.run(run_async(how == "async-stream"))
+    assert "/projects/acme/locations/us-central1/publishers/google/models/" in \
+        fake_provider.requests[-1].path
+    span = assert_cost(mlflow_store.last_trace(), 1000 * VERTEX_GEMMA_IN, 200 * VERTEX_GEMMA_OUT)
+    assert span.attributes["genai_tracing.provider"] == "vertex_ai"
+    assert span.attributes["genai_tracing.endpoint"]["region"] == "us-central1"
+    assert span.attributes["gen_ai.provider.name"] == "gcp.vertex_ai"

@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from .. import _mlflow, _raw
-from .._keys import MESSAGE_FORMAT, MODEL
+from .. import _endpoints, _mlflow, _raw, _where
+from .._keys import ENDPOINT, MESSAGE_FORMAT, MODEL
 from .._patch import patch_method, unpatch_method
 from .._spans import CALL_ATTRIBUTE, CallSpan, wrap_call
 from .._streams import Reader, StreamWatch, hook_stream_classes, own, owned_span, \
@@ -53,7 +53,18 @@ def extract(span: Any) -> Call:
     out = take_reading(span.span_id) or span_outputs(span)
     requested = text_model(span_inputs(span).get("model"))
     model = text_model(dig(out, "model")) or requested
-    return Call(NAME, model, read_usage(dig(out, "usage")), requested_model=requested)
+    # AnthropicBedrock and AnthropicVertex send the same calls to Amazon's and Google's clouds,
+    # which bill them at their own prices (Bedrock's regional model IDs cost more).
+    where = span.get_attribute(ENDPOINT)
+    url = where.get("url") if isinstance(where, dict) else None
+    provider = NAME
+    if url:
+        from .._pricing import active_resolver
+
+        provider = _endpoints.detect(url, where.get("client"),
+                                     active_resolver().table.endpoints, default=NAME)
+    return Call(provider, model, read_usage(dig(out, "usage")), requested_model=requested,
+                endpoint=url or None)
 
 
 def read_usage(raw: Any) -> Usage | None:
@@ -139,7 +150,16 @@ def _message_reading(body: Any) -> Any:
     return None
 
 
+def _client_classes() -> list[type]:
+    # Every client (Anthropic, AnthropicBedrock, AnthropicVertex) sends through request().
+    from anthropic._base_client import AsyncAPIClient, SyncAPIClient
+
+    return [SyncAPIClient, AsyncAPIClient]
+
+
 def patch() -> None:
+    for cls in _client_classes():
+        patch_method(cls, "request", _where.recording)
     hook_stream_classes(_stream_classes(), _watch)
     hook_openers(_manager_classes())
     for cls in _classes():
@@ -152,6 +172,8 @@ def patch() -> None:
 
 
 def unpatch() -> None:
+    for cls in _client_classes():
+        unpatch_method(cls, "request")
     unhook_stream_classes(_stream_classes())
     unhook_openers(_manager_classes())
     for cls in _classes():

@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from .._keys import MESSAGE_FORMAT, MODEL
+from .. import _endpoints, _where
+from .._keys import ENDPOINT, MESSAGE_FORMAT, MODEL
 from .._patch import patch_method, unpatch_method
 from .._spans import CALL_ATTRIBUTE, CallSpan, end_with_result, wrap_call
 from .._streams import Reader, StreamWatch, observe_generator
@@ -34,6 +35,21 @@ def claims(span: Any) -> bool:
 
 
 def extract(span: Any) -> Call:
+    call = _extract(span)
+    # A client made with vertexai=True sends the same calls to Vertex AI, billed by Google
+    # Cloud (its provisioned throughput and tiers included) rather than the Gemini API.
+    where = span.get_attribute(ENDPOINT)
+    url = where.get("url") if isinstance(where, dict) else None
+    if not url:
+        return call
+    from .._pricing import active_resolver
+
+    provider = _endpoints.detect(url, where.get("client"), active_resolver().table.endpoints,
+                                 default=NAME)
+    return replace(call, provider=provider, endpoint=url)
+
+
+def _extract(span: Any) -> Call:
     out = span_outputs(span)
     requested = text_model(span_inputs(span).get("model")) or text_model(
         span.get_attribute("mlflow.llm.model"))
@@ -153,20 +169,93 @@ def _classes() -> list[type]:
     return [Models, AsyncModels]
 
 
+def _api_client_class() -> type:
+    from google.genai._api_client import BaseApiClient
+
+    return BaseApiClient
+
+
+# BaseApiClient's methods that send one request (MLflow's spans are open around them).
+_REQUESTS = ("request", "async_request")
+
+
 def patch() -> None:
     for cls in _classes():
         patch_method(cls, "generate_content_stream", lambda original, cls=cls: wrap_call(
             original, name=f"{cls.__name__}.generate_content_stream", span_type="LLM",
-            provider=NAME, inputs=_all_inputs, attributes=_attributes, finish=_finish_stream))
+            provider=NAME, inputs=_all_inputs, attributes=_attributes, finish=_finish_stream,
+            where=_note_models))
         patch_method(cls, "generate_images", lambda original, cls=cls: wrap_call(
             original, name=f"{cls.__name__}.generate_images", span_type="LLM", provider=NAME,
-            inputs=_all_inputs, attributes=_attributes, finish=end_with_result))
+            inputs=_all_inputs, attributes=_attributes, finish=end_with_result,
+            where=_note_models))
+    for name in _REQUESTS:
+        patch_method(_api_client_class(), name, _recording)
 
 
 def unpatch() -> None:
     for cls in _classes():
         unpatch_method(cls, "generate_content_stream")
         unpatch_method(cls, "generate_images")
+    for name in _REQUESTS:
+        unpatch_method(_api_client_class(), name)
+
+
+def _where_of(api_client: Any) -> tuple[str, str, Any] | None:
+    """(base URL, client kind, region) of a google-genai API client."""
+    options = getattr(api_client, "_http_options", None)
+    url = _endpoints.clean_url(getattr(options, "base_url", None) or "")
+    if not url:
+        return None
+    vertex = bool(getattr(api_client, "vertexai", False))
+    return url, "VertexClient" if vertex else "Client", getattr(api_client, "location", None)
+
+
+def _note_models(span: Any, args: tuple[Any, ...]) -> None:
+    """``wrap_call``'s ``where``: the call's ``Models`` (``args[0]``) holds its API client."""
+    if args and (found := _where_of(getattr(args[0], "_api_client", None))) is not None:
+        _where.note_record(span, found[0], found[1], region=found[2])
+
+
+def _note_open_calls(api_client: Any) -> None:
+    """The request an MLflow span is open around: noted on that span and on the gemini call
+    spans above it (MLflow traces ``generate_content`` and the private method it calls)."""
+    import mlflow
+
+    from .. import _mlflow
+
+    found = _where_of(api_client)
+    span = mlflow.get_current_active_span()
+    while found is not None and span is not None:
+        if span.get_attribute(MESSAGE_FORMAT) == "gemini" or \
+                span.get_attribute(CALL_ATTRIBUTE) == NAME:
+            _where.note_record(span, found[0], found[1], region=found[2])
+        span = _mlflow.span_by_id(span.trace_id, span.parent_id)
+
+
+def _recording(original: Any) -> Any:
+    import inspect
+
+    from .._guard import internal_error
+
+    if inspect.iscoroutinefunction(original):
+        async def request_async(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                _note_open_calls(self)
+            except Exception:
+                internal_error("gemini endpoint")
+            return await original(self, *args, **kwargs)
+
+        return request_async
+
+    def request(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            _note_open_calls(self)
+        except Exception:
+            internal_error("gemini endpoint")
+        return original(self, *args, **kwargs)
+
+    return request
 
 
 def _all_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:

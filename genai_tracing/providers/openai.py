@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
-from .. import _endpoints, _mlflow
-from .._guard import internal_error
+from .. import _endpoints, _where
 from .._keys import ENDPOINT
 from .._patch import patch_method, unpatch_method
 from .._spans import CALL_ATTRIBUTE, end_with_result, wrap_call
@@ -231,50 +230,6 @@ def _client_classes() -> list[type]:
     return [SyncAPIClient, AsyncAPIClient]
 
 
-def _note_endpoint(client: Any, options: Any) -> None:
-    """Record where a traced call is sent on its span (MLflow's autolog span, found through the
-    ``traceparent`` header autolog sends): the base URL, the client class, the deployment."""
-    headers = getattr(options, "headers", None)
-    traceparent = headers.get("traceparent") if isinstance(headers, Mapping) else None
-    span = _mlflow.span_from_traceparent(traceparent) if traceparent else None
-    if span is None:
-        return
-    url = _endpoints.clean_url(getattr(client, "base_url", ""))
-    if not url:
-        return
-    body = getattr(options, "json_data", None)
-    model = body.get("model") if isinstance(body, dict) else None
-    client_class = type(client).__name__
-    record = {"url": url, "client": client_class}
-    if deployment := _endpoints.deployment_of(url, client_class, model):
-        record["deployment"] = deployment
-    span.set_attribute(ENDPOINT, record)
-
-
-def _recording_endpoint(original: Any) -> Any:
-    import inspect
-
-    if inspect.iscoroutinefunction(original):
-        async def request_async(self: Any, cast_to: Any, options: Any, *args: Any,
-                                **kwargs: Any) -> Any:
-            try:
-                _note_endpoint(self, options)
-            except Exception:
-                internal_error("openai endpoint")
-            return await original(self, cast_to, options, *args, **kwargs)
-
-        return request_async
-
-    def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            _note_endpoint(self, options)
-        except Exception:
-            internal_error("openai endpoint")
-        return original(self, cast_to, options, *args, **kwargs)
-
-    return request
-
-
 def _raw_response_base() -> type | None:
     from openai import APIResponse
 
@@ -295,7 +250,7 @@ def patch() -> None:
     _remember_absent_modules()
     # Where each call goes decides its price (Azure, Databricks, Groq, a local server...).
     for cls in _client_classes():
-        patch_method(cls, "request", _recording_endpoint)
+        patch_method(cls, "request", _where.recording)
     # Raw responses (``with_streaming_response``: the OpenAI Agents SDK streams so); MLflow reads
     # ``with_raw_response`` answers itself.
     if (base := _raw_response_base()) is not None:

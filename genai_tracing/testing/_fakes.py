@@ -30,10 +30,11 @@ import socket
 import struct
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 __all__ = ["FakeProvider", "FakeUsage", "RecordedRequest"]
 
@@ -329,6 +330,21 @@ def _sse(data: Any, event: str | None = None, sep: str = "\n\n") -> bytes:
 
 # -- usage translation ---------------------------------------------------------------------
 
+def _aws_event(payload: Any) -> bytes:
+    """One message of AWS's event-stream framing, as Bedrock streams Claude's events: a prelude
+    (lengths and their CRC32), string headers, the JSON payload ``{"bytes": <base64 event>}``,
+    and the message's CRC32."""
+    body = json.dumps({"bytes": base64.b64encode(json.dumps(payload).encode()).decode()}).encode()
+    headers = b""
+    for name, value in ((":event-type", "chunk"), (":content-type", "application/json"),
+                        (":message-type", "event")):
+        n, v = name.encode(), value.encode()
+        headers += struct.pack(">B", len(n)) + n + b"\x07" + struct.pack(">H", len(v)) + v
+    prelude = struct.pack(">II", 12 + len(headers) + len(body) + 4, len(headers))
+    message = prelude + struct.pack(">I", zlib.crc32(prelude)) + headers + body
+    return message + struct.pack(">I", zlib.crc32(message))
+
+
 def _openai_chat_usage(u: FakeUsage) -> dict[str, Any]:
     prompt_details: dict[str, int] = {"cached_tokens": u.cached_tokens,
                                       "audio_tokens": u.audio_input_tokens}
@@ -500,6 +516,10 @@ def _route_path(path: str) -> str:
     return path
 
 
+# Claude on Amazon Bedrock (AnthropicBedrock): the model in the path, the stream in AWS's
+# binary event-stream framing.
+_BEDROCK_PATH = re.compile(r"^/model/(?P<model>[^/]+)/(?P<action>invoke|invoke-with-response-stream)$")
+
 # google-genai uses /v1/models/..., Vertex /v1beta1/publishers/google/models/..., litellm's
 # api_base may add no version at all: accept any prefix before "models/<model>:<action>".
 _GEMINI_PATH = re.compile(r"^/(?:[^?]*/)?models/(?P<model>[^/:]+):(?P<action>[A-Za-z]+)$")
@@ -581,8 +601,17 @@ class _Handler(BaseHTTPRequestHandler):
 
         provider, route, model, action = "openai", "", "", ""
         gemini = _GEMINI_PATH.match(split.path)
+        bedrock = _BEDROCK_PATH.match(unquote(split.path))
         if self.command == "POST" and _route_path(split.path) in _ROUTES:
             provider, route = _ROUTES[_route_path(split.path)]
+        elif self.command == "POST" and bedrock:
+            # Claude on Bedrock: Anthropic's Messages API, the model and streaming in the path.
+            provider, route, model, action = ("anthropic", "_anthropic_messages",
+                                              bedrock["model"], bedrock["action"])
+        elif self.command == "POST" and gemini and "/publishers/anthropic/" in split.path:
+            # Claude on Vertex AI: :rawPredict and :streamRawPredict, the model in the path.
+            provider, route, model, action = ("anthropic", "_anthropic_messages",
+                                              gemini["model"], gemini["action"])
         elif self.command == "POST" and gemini:
             provider, route, model, action = "gemini", "_gemini", gemini["model"], gemini["action"]
         call = _Call(provider, body if isinstance(body, dict) else {}, form, query, number,
@@ -608,10 +637,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _send_stream(self, events: list[bytes]) -> None:
+    def _send_stream(self, events: list[bytes], content_type: str = "text/event-stream") -> None:
         """Send SSE events as HTTP/1.1 chunks so the connection stays reusable."""
         self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Type", content_type)
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
@@ -787,6 +816,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _anthropic_messages(self, call: _Call) -> None:
         fake, req = self.server.fake, call.body
+        if call.model:  # Bedrock and Vertex name the model in the path, streaming too
+            req = {**req, "model": call.model}
+            if call.action in ("invoke-with-response-stream", "streamRawPredict"):
+                req["stream"] = True
         blocks: list[dict[str, Any]] = []
         if fake.thinking_text is not None:
             blocks.append({"type": "thinking", "thinking": fake.thinking_text,
@@ -826,6 +859,9 @@ class _Handler(BaseHTTPRequestHandler):
                                     "cache_read_input_tokens", "output_tokens",
                                     "server_tool_use")})})
         events.append({"type": "message_stop"})
+        if call.action == "invoke-with-response-stream":
+            return self._send_stream([_aws_event(e) for e in events],
+                                     "application/vnd.amazon.eventstream")
         self._send_stream([_sse(e, e["type"]) for e in events])
 
     # -- Gemini --------------------------------------------------------------------------
