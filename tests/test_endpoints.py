@@ -627,3 +627,20 @@ def test_gemini_on_vertex_is_priced_at_vertex_prices(how: str, fake_provider: Fa
     assert span.attributes["genai_tracing.provider"] == "vertex_ai"
     assert span.attributes["genai_tracing.endpoint"]["region"] == "us-central1"
     assert span.attributes["gen_ai.provider.name"] == "gcp.vertex_ai"
+
+
+def test_litellm_bedrock_call_is_priced_under_bedrock(fake_provider: FakeProvider,
+                                                      mlflow_store: TemporaryStore) -> None:
+    """LiteLLM's "bedrock/invoke/<model id>" route: Bedrock's entry, the route not in the name."""
+    import litellm
+
+    genai_tracing.enable_tracing()
+    fake_provider.usage = FakeUsage(input_tokens=1000, output_tokens=200)
+    litellm.completion(model=f"bedrock/invoke/{BEDROCK_MODEL}", messages=MESSAGES,
+                       api_base=fake_provider.url, aws_access_key_id="AKIDEXAMPLE",
+                       aws_secret_access_key="secret", aws_region_name="us-east-1",
+                       max_tokens=10)
+    assert fake_provider.requests[-1].path == f"/model/{BEDROCK_MODEL}/invoke"
+    span = assert_cost(mlflow_store.last_trace(), 1000 * BEDROCK_US_IN, 200 * BEDROCK_US_OUT)
+    assert span.attributes["genai_tracing.cost.price"]["key"] == BEDROCK_MODEL
+    assert span.attributes["genai_tracing.provider"] == "bedrock"

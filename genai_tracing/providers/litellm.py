@@ -41,7 +41,7 @@ USAGE_HINT = ("Streams report usage only when the request sets "
               "stream_options={'include_usage': True}.")
 # LiteLLM's routing prefix -> the provider that serves the call (genai_tracing's names).
 _PROVIDERS = {"openai": "openai", "anthropic": "anthropic", "gemini": "gemini",
-              "vertex_ai": "gemini", "azure": "azure", "databricks": "databricks",
+              "vertex_ai": "vertex_ai", "bedrock": "bedrock", "azure": "azure", "databricks": "databricks",
               "groq": "groq", "deepseek": "deepseek", "together_ai": "together_ai",
               "fireworks_ai": "fireworks_ai", "mistral": "mistral", "xai": "xai",
               "openrouter": "openrouter", "hosted_vllm": "vllm", "ollama": "ollama",
@@ -85,11 +85,14 @@ def provider_of(model: str | None) -> str:
 
 
 def _qualified(model: str | None, provider: str) -> str | None:
-    # The model as the provider names it: LiteLLM's routing prefix ("openai/") is not part of it.
+    # The model as the provider names it: LiteLLM's routing prefix ("openai/") is not part of it,
+    # nor Bedrock's route ("bedrock/converse/<model id>").
     if model and provider != NAME and model.lower().startswith(f"{provider}/"):
-        return model.split("/", 1)[1]
-    if model and model.split("/", 1)[0].lower() in _PROVIDERS and "/" in model:
-        return model.split("/", 1)[1]
+        model = model.split("/", 1)[1]
+    elif model and model.split("/", 1)[0].lower() in _PROVIDERS and "/" in model:
+        model = model.split("/", 1)[1]
+    if model and provider == "bedrock" and model.split("/", 1)[0] in ("converse", "invoke"):
+        model = model.split("/", 1)[1]
     return model
 
 
