@@ -604,3 +604,26 @@ def test_streaming_response_left_unread_is_flagged(fake: FakeProvider, traced: A
     assert cost_spans(trace) == []
     assert trace.info.trace_metadata["genai_tracing.cost.complete"] == "false"
     assert trace.info.trace_metadata["genai_tracing.unpriced_calls"] == "1"
+
+
+@_needs("dspy", "dspy")
+@pytest.mark.parametrize("model", ["openai/gpt-4o-mini", "anthropic/claude-sonnet-4-5"])
+def test_dspy_engine_call_the_provider_refuses_is_failed_not_unpriced(
+        model: str, fake: FakeProvider, traced: Any) -> None:
+    """A 429 answered to DSPy's own engine: nothing was billed. The call's span is an error
+    with no cost, and the trace is not marked as missing a price."""
+    fake.error = FakeProvider.error_response(
+        429, "slow down", provider="anthropic" if model.startswith("anthropic") else "openai")
+    try:
+        with pytest.raises(Exception):
+            _dspy_call(fake, model)
+    finally:
+        fake.error = None
+    traces = traced.traces()
+    engine = [s for t in traces for s in t.data.spans if s.name.endswith("Engine.complete")]
+    assert engine and all(s.status.status_code == "ERROR" for s in engine)
+    for trace in traces:
+        assert trace.info.trace_metadata.get("genai_tracing.cost.complete") != "false"
+        assert not [s for s in trace.data.spans
+                    if s.attributes.get("genai_tracing.cost.unpriced")]
+        assert cost_spans(trace) == []
