@@ -687,3 +687,46 @@ def test_litellm_openai_flex_tier(fake_provider: FakeProvider,
     span = priced(stored(mlflow_store), 1000 * GPT5_FLEX["input"] / M,
                   100 * GPT5_FLEX["output"] / M)
     assert span.attributes["genai_tracing.usage"]["service_tier"] == "flex"
+
+
+# -- estimate_cost: every dimension a span bills, without a call ------------------------------
+
+def test_estimate_cost_bills_every_dimension() -> None:
+    """estimate_cost() takes each billed dimension and prices it as a span would (hand-computed
+    from the LiteLLM rates cited at the top of this file)."""
+    from decimal import Decimal
+
+    flex = genai_tracing.estimate_cost("gpt-5", input_tokens=1000, output_tokens=100,
+                                       cached_input_tokens=200, service_tier="flex")
+    assert flex.total_cost == pytest.approx(Decimal(str(
+        (800 * GPT5_FLEX["input"] + 200 * GPT5_FLEX["cached"] + 100 * GPT5_FLEX["output"]) / M)))
+    assert flex.price["service_tier"] == "flex"
+    # A tier the model's entries do not price: no cost, a reason; never the standard rates.
+    assert genai_tracing.estimate_cost("gpt-4o", input_tokens=10, output_tokens=1,
+                                       service_tier="flex").total_cost is None
+
+    audio = genai_tracing.estimate_cost(AUDIO_MODEL, input_tokens=1000, output_tokens=500,
+                                        audio_input_tokens=400, audio_output_tokens=300)
+    assert float(audio.total_cost) == pytest.approx(
+        (600 * AUDIO["input"] + 400 * AUDIO["audio_input"] + 200 * AUDIO["output"]
+         + 300 * AUDIO["audio_output"]) / M)
+
+    cache = genai_tracing.estimate_cost("claude-sonnet-4-5", input_tokens=10_000,
+                                        output_tokens=100, cache_write_tokens=4000,
+                                        cache_write_1h_tokens=1000, tool_calls={"web_search": 3})
+    assert float(cache.total_cost) == pytest.approx(
+        (6000 * SONNET["input"] + 3000 * SONNET["write_5m"] + 1000 * SONNET["write_1h"]
+         + 100 * SONNET["output"]) / M + 3 * SONNET_WEB_SEARCH)
+
+    bedrock = genai_tracing.estimate_cost("us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+                                          provider="bedrock", input_tokens=1000,
+                                          output_tokens=200)
+    assert float(bedrock.total_cost) == pytest.approx((1000 * 3.3 + 200 * 16.5) / M)
+
+
+@pytest.mark.parametrize("kwargs", [{"audio_input_tokens": -1}, {"cache_write_1h_tokens": 1.5},
+                                    {"tool_calls": {"web_search": -2}},
+                                    {"tool_calls": ["web_search"]}])
+def test_estimate_cost_refuses_counts_that_are_not_counts(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="estimate_cost"):
+        genai_tracing.estimate_cost("gpt-4o", input_tokens=10, output_tokens=1, **kwargs)
