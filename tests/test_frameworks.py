@@ -1,8 +1,8 @@
 """The frameworks users reach the SDKs through, each with its own MLflow autolog on as well.
 
-LangChain (``ChatOpenAI``, ``ChatAnthropic``), DSPy 3.4 (its own HTTP engine, and LiteLLM),
-pydantic-ai (OpenAI and Anthropic models; the latter calls ``beta.messages``), LlamaIndex's
-OpenAI LLM and the OpenAI Agents SDK drive the real SDK clients against the loopback fakes. Each
+LangChain (``ChatOpenAI``, ``ChatAnthropic``, ``ChatGoogleGenerativeAI``), DSPy 3.4 (its own HTTP
+engine, and LiteLLM), pydantic-ai (OpenAI, Anthropic and Google models; the Anthropic one calls
+``beta.messages``), LlamaIndex's OpenAI LLM and the OpenAI Agents SDK drive the real SDK clients against the loopback fakes. Each
 row reads its traces back from the real store and checks: exactly one span per provider request
 carries a cost, that cost is the one computed by hand below from the prices written here (not
 MLflow's LiteLLM price, which a framework span would otherwise carry too), and the trace total
@@ -41,10 +41,12 @@ M = 1_000_000
 PRICES = {"models": {
     "gpt-4o-mini": {"input_per_million": 0.5, "output_per_million": 2},
     "claude-sonnet-4-5": {"input_per_million": 4, "output_per_million": 20},
+    "gemini-2.5-flash": {"input_per_million": 0.7, "output_per_million": 3},
 }}
 USAGE = FakeUsage(input_tokens=1000, output_tokens=200)
 GPT = (1000 * 0.5 + 200 * 2) / M         # $0.0009 per OpenAI call
 CLAUDE = (1000 * 4 + 200 * 20) / M       # $0.008 per Anthropic call
+GEMINI = (1000 * 0.7 + 200 * 3) / M      # $0.0013 per Gemini call
 DSPY_TEXT = "[[ ## answer ## ]]\nhello\n\n[[ ## completed ## ]]"
 PROVIDER_PATHS = ("/v1/chat/completions", "/v1/responses", "/v1/messages")
 
@@ -86,7 +88,11 @@ def traced(fake: FakeProvider, mlflow_store: Any) -> Iterator[Any]:
 
 
 def provider_requests(fake: FakeProvider) -> int:
-    return sum(r.path in PROVIDER_PATHS for r in fake.requests)
+    return sum(r.path in PROVIDER_PATHS or r.path.endswith(GEMINI_ACTIONS)
+               for r in fake.requests)
+
+
+GEMINI_ACTIONS = (":generateContent", ":streamGenerateContent")
 
 
 def cost_spans(trace: Any) -> list[Any]:
@@ -169,6 +175,14 @@ def _chat_anthropic(fake: FakeProvider, inline: bool = False) -> Any:
                          api_key="test", max_retries=0)
 
 
+def _chat_gemini(fake: FakeProvider, inline: bool = False) -> Any:
+    mlflow.langchain.autolog(run_tracer_inline=inline)
+    from langchain_google_genai import ChatGoogleGenerativeAI
+
+    return ChatGoogleGenerativeAI(model="gemini-2.5-flash", google_api_key="test",
+                                  base_url=fake.gemini_base_url, max_retries=0)
+
+
 def _weather_tool() -> Any:
     from langchain_core.tools import tool
 
@@ -224,6 +238,19 @@ LANGCHAIN = [
     Row("langchain-anthropic-astream-inline", "langchain_anthropic", "langchain-anthropic",
         lambda f: run_async(lambda: _adrain(_chat_anthropic(f, inline=True).astream("hi"))),
         CLAUDE),
+    # langchain-google-genai calls google-genai's generate_content(_stream).
+    Row("langchain-gemini-invoke", "langchain_google_genai", "langchain-google-genai",
+        lambda f: _chat_gemini(f).invoke("hi"), GEMINI),
+    Row("langchain-gemini-stream", "langchain_google_genai", "langchain-google-genai",
+        lambda f: list(_chat_gemini(f).stream("hi")), GEMINI),
+    Row("langchain-gemini-tools", "langchain_google_genai", "langchain-google-genai",
+        lambda f: _chat_gemini(f).bind_tools([_weather_tool()]).invoke("weather?"), GEMINI),
+    Row("langchain-gemini-batch", "langchain_google_genai", "langchain-google-genai",
+        lambda f: _chat_gemini(f).batch(["hi", "hello"]), GEMINI),
+    Row("langchain-gemini-ainvoke", "langchain_google_genai", "langchain-google-genai",
+        lambda f: run_async(lambda: _chat_gemini(f).ainvoke("hi")), GEMINI),
+    Row("langchain-gemini-astream", "langchain_google_genai", "langchain-google-genai",
+        lambda f: run_async(lambda: _adrain(_chat_gemini(f).astream("hi"))), GEMINI),
 ]
 
 
@@ -293,6 +320,12 @@ def _pai_agent(fake: FakeProvider, kind: str) -> Any:
 
         return Agent(OpenAIChatModel("gpt-4o-mini", provider=OpenAIProvider(
             base_url=fake.openai_base_url, api_key="test")))
+    if kind == "gemini":
+        from pydantic_ai.models.google import GoogleModel
+        from pydantic_ai.providers.google import GoogleProvider
+
+        return Agent(GoogleModel("gemini-2.5-flash", provider=GoogleProvider(
+            base_url=fake.gemini_base_url, api_key="test")))
     from pydantic_ai.models.anthropic import AnthropicModel
     from pydantic_ai.providers.anthropic import AnthropicProvider
 
@@ -320,6 +353,13 @@ PYDANTIC_AI = [
         lambda f: run_async(lambda: _pai_agent(f, "anthropic").run("hi")), CLAUDE),
     Row("pydantic-ai-anthropic-stream", "pydantic_ai", "pydantic-ai-slim",
         lambda f: _pai_stream(f, "anthropic"), CLAUDE),
+    # GoogleModel calls google-genai's client.aio.models.generate_content(_stream).
+    Row("pydantic-ai-gemini", "pydantic_ai.models.google", "pydantic-ai-slim google-genai",
+        lambda f: _pai_agent(f, "gemini").run_sync("hi"), GEMINI),
+    Row("pydantic-ai-gemini-async", "pydantic_ai.models.google", "pydantic-ai-slim google-genai",
+        lambda f: run_async(lambda: _pai_agent(f, "gemini").run("hi")), GEMINI),
+    Row("pydantic-ai-gemini-stream", "pydantic_ai.models.google", "pydantic-ai-slim google-genai",
+        lambda f: _pai_stream(f, "gemini"), GEMINI),
 ]
 
 
