@@ -72,6 +72,8 @@ _FEE_KEYS = {
     "web_search_per_call": "web_search",
     "file_search_per_call": "file_search",
     "code_interpreter_per_call": "code_interpreter",
+    "code_execution_per_call": "code_execution",
+    "google_maps_per_call": "google_maps",
 }
 # Service tiers a price can carry rates for (OpenAI's service_tier, Anthropic's usage tier).
 SERVICE_TIERS = ("flex", "priority", "batch", "scale", "ultrafast", "provisioned")
@@ -699,6 +701,11 @@ def _litellm_fees(entry: Mapping[str, Any], provider: str) -> tuple[tuple[str, F
         per = "request" if provider in ("gemini", "vertex_ai") and \
             entry.get("web_search_billing_unit") != "per_query" else "call"
         fees.append(("web_search", Fee(amount, per)))
+    if (amount := _decimal(entry.get("google_maps_grounding_cost_per_query"))) is not None:
+        # Grounding with Google Maps bills like Google Search grounding: per grounded prompt on
+        # Gemini 2.x ($25 per 1,000), per Maps query where LiteLLM marks "per_query".
+        per = "call" if entry.get("web_search_billing_unit") == "per_query" else "request"
+        fees.append(("google_maps", Fee(amount, per)))
     if (amount := _decimal(entry.get("file_search_cost_per_1k_calls"))) is not None:
         fees.append(("file_search", Fee(amount / 1000)))
     if (amount := _decimal(entry.get("code_interpreter_cost_per_session"))) is not None:

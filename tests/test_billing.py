@@ -476,6 +476,36 @@ def test_price_file_1h_cache_write_and_web_search(fake_provider: FakeProvider,
            100 * 10.0 / M, source="user")
 
 
+@pytest.mark.parametrize("mode", ANTHROPIC_MODES)
+def test_anthropic_code_execution_is_partial_until_priced(
+        fake_provider: FakeProvider, mlflow_store: TemporaryStore, mode: str) -> None:
+    """Anthropic bills code execution by container-hour, which no response reports: the call's
+    tokens are billed and the call is flagged partial, naming the price-file key."""
+    genai_tracing.enable_tracing()
+    fake_provider.usage = FakeUsage(input_tokens=1000, output_tokens=100,
+                                    code_execution_containers=1)
+    _anthropic(fake_provider, mode)
+    (span,) = llm_spans(stored(mlflow_store))
+    s = SONNET
+    assert span.attributes["mlflow.llm.cost"] == cost(1000 * s["input"] / M,
+                                                      100 * s["output"] / M)
+    assert span.attributes["genai_tracing.cost.partial"] is True
+    assert "code_execution_per_call" in span.attributes["genai_tracing.cost.unpriced_reason"]
+    assert span.attributes["genai_tracing.usage"]["tool_calls"] == {"code_execution": 1}
+
+
+def test_anthropic_code_execution_priced_by_the_price_file(
+        fake_provider: FakeProvider, mlflow_store: TemporaryStore) -> None:
+    # A team's measured average: $0.0042 of container time per call (5-minute minimum at
+    # $0.05 per hour).
+    genai_tracing.enable_tracing(prices={"models": {"claude-sonnet-4-5": {
+        "input_per_million": 3, "output_per_million": 15, "code_execution_per_call": 0.0042}}})
+    fake_provider.usage = FakeUsage(input_tokens=1000, output_tokens=100,
+                                    code_execution_containers=1)
+    _anthropic(fake_provider, "sync-stream")
+    priced(stored(mlflow_store), 1000 * 3 / M + 0.0042, 100 * 15 / M, source="user")
+
+
 # -- Gemini: audio modality, grounding --------------------------------------------------------
 
 def _gemini(fake: FakeProvider, mode: str, **kwargs: Any) -> None:
@@ -511,7 +541,43 @@ def test_gemini_audio_input_and_grounding(fake_provider: FakeProvider,
                   100 * f["output"] / M)
     usage = span.attributes["genai_tracing.usage"]
     assert usage["audio_input_tokens"] == 1500 and usage["tool_calls"] == {"web_search": 2}
-    assert span.attributes["genai_tracing.cost.price"]["per_request"] == {"web_search": "0.035"}
+    assert span.attributes["genai_tracing.cost.price"]["per_request"] == {
+        "web_search": "0.035", "google_maps": "0.025"}
+
+
+# LiteLLM map, "gemini/gemini-2.5-flash": google_maps_grounding_cost_per_query 0.025 with no
+# web_search_billing_unit: Grounding with Google Maps is "$25 / 1,000 grounded prompts"
+# (ai.google.dev/gemini-api/docs/pricing), one fee per grounded prompt, like Search grounding.
+FLASH_MAPS = 0.025
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_gemini_maps_grounding(fake_provider: FakeProvider, mlflow_store: TemporaryStore,
+                               mode: str) -> None:
+    """A Maps-grounded answer (maps chunks, three Maps queries) bills one Maps-grounded prompt,
+    not web searches."""
+    genai_tracing.enable_tracing()
+    fake_provider.usage = FakeUsage(input_tokens=2000, output_tokens=100,
+                                    maps_grounding_queries=3)
+    _gemini(fake_provider, mode)
+
+    f = FLASH
+    span = priced(stored(mlflow_store), 2000 * f["input"] / M + FLASH_MAPS,
+                  100 * f["output"] / M)
+    usage = span.attributes["genai_tracing.usage"]
+    assert usage["tool_calls"] == {"google_maps": 3}
+    assert span.attributes["genai_tracing.cost.price"]["per_request"] == {
+        "google_maps": "0.025", "web_search": "0.035"}
+
+
+def test_price_file_prices_maps_grounding(fake_provider: FakeProvider,
+                                          mlflow_store: TemporaryStore) -> None:
+    genai_tracing.enable_tracing(prices={"models": {"gemini-2.5-flash": {
+        "input_per_million": 1, "output_per_million": 2, "google_maps_per_call": 0.02}}})
+    fake_provider.usage = FakeUsage(input_tokens=1000, output_tokens=100,
+                                    maps_grounding_queries=2)
+    _gemini(fake_provider, "sync")
+    priced(stored(mlflow_store), 1000 * 1 / M + 2 * 0.02, 100 * 2 / M, source="user")
 
 
 @pytest.mark.parametrize("mode", ["sync", "async-stream"])

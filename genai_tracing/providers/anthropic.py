@@ -63,8 +63,19 @@ def extract(span: Any) -> Call:
 
         provider = _endpoints.detect(url, where.get("client"),
                                      active_resolver().table.endpoints, default=NAME)
-    return Call(provider, model, read_usage(dig(out, "usage")), requested_model=requested,
-                endpoint=url or None)
+    usage = read_usage(dig(out, "usage"))
+    if usage is not None and dig(out, "container") is not None:
+        # The code-execution tool ran in a container, billed by the container-hour (see
+        # CONTAINER_TOOL): one per call, priced by the price file's code_execution_per_call.
+        usage = replace(usage, tool_calls=tuple(sorted(
+            dict(usage.tool_calls, **{CONTAINER_TOOL: 1}).items())))
+    return Call(provider, model, usage, requested_model=requested, endpoint=url or None)
+
+
+# Anthropic bills code execution by container time (with a free allowance), which no response
+# reports: a call whose message names a container is billed its tokens and flagged partial,
+# unless the price file sets code_execution_per_call.
+CONTAINER_TOOL = "code_execution"
 
 
 def read_usage(raw: Any) -> Usage | None:
@@ -146,7 +157,8 @@ def _raw_response_readers() -> tuple[type, ...]:
 
 def _message_reading(body: Any) -> Any:
     if isinstance(body, dict) and body.get("type") == "message":
-        return {"model": body.get("model"), "usage": body.get("usage")}
+        return {"model": body.get("model"), "usage": body.get("usage"),
+                "container": body.get("container")}
     return None
 
 
@@ -251,16 +263,19 @@ class _EventTotals(Reader):
         self.usage: dict[str, Any] = {}
         self.text: list[str] = []
         self.stop_reason: Any = None
+        self.container: Any = None
 
     def item(self, event: Any) -> None:
         kind = dig(event, "type")
         if kind == "message_start":
             self.model = dig(event, "message", "model")
             self._merge(dig(event, "message", "usage"))
+            self.container = dig(event, "message", "container") or self.container
         elif kind == "message_delta":
             # Cumulative counts, like the SDK's own accumulator: later values replace earlier.
             self._merge(dig(event, "usage"))
             self.stop_reason = dig(event, "delta", "stop_reason") or self.stop_reason
+            self.container = dig(event, "delta", "container") or self.container
         elif kind == "content_block_delta" and dig(event, "delta", "type") == "text_delta":
             self.text.append(str(dig(event, "delta", "text") or ""))
 
@@ -271,9 +286,15 @@ class _EventTotals(Reader):
         self.usage.update({k: v for k, v in data.items() if v is not None})
 
     def reading(self) -> Any:
-        return {"model": self.model, "usage": self.usage or None}
+        return {"model": self.model, "usage": self.usage or None,
+                "container": _plain(self.container)}
 
     def outputs(self) -> Any:
         return {"type": "message", "role": "assistant", "model": self.model,
                 "content": [{"type": "text", "text": "".join(self.text)}],
-                "stop_reason": self.stop_reason, "usage": self.usage or None}
+                "stop_reason": self.stop_reason, "usage": self.usage or None,
+                "container": _plain(self.container)}
+
+
+def _plain(value: Any) -> Any:
+    return value.model_dump(mode="json") if hasattr(value, "model_dump") else value

@@ -135,14 +135,35 @@ def read_usage(metadata: Any, response: Any = None) -> Usage | None:
 
 
 def _grounding_searches(response: Any) -> tuple[tuple[str, int], ...]:
-    """Grounding with Google Search: the queries each candidate's grounding metadata lists."""
-    queries = 0
+    """Grounding's billed requests: Google Search queries, and Google Maps prompts or queries.
+
+    As LiteLLM counts them (its Gemini cost calculator): distinct queries across candidates;
+    a candidate grounded on Maps (``maps`` chunks, or a Maps widget token) and not on the web
+    files its queries under Maps, and a Maps-grounded answer counts at least one Maps request
+    (billed per grounded prompt even when it reports no query)."""
+    web: set[str] = set()
+    maps: set[str] = set()
+    has_maps = False
     for candidate in dig(response, "candidates") or ():
         metadata = _key(candidate, "grounding_metadata")
-        found = _key(metadata, "web_search_queries") if metadata is not None else None
-        if isinstance(found, list):
-            queries += len(found)
-    return (("web_search", queries),) if queries else ()
+        if metadata is None:
+            continue
+        kinds = set()
+        for chunk in _key(metadata, "grounding_chunks") or ():
+            kinds.update(k for k in ("maps", "web", "retrieved_context")
+                         if dig(chunk, k) is not None)
+        is_maps = "maps" in kinds or bool(_key(metadata, "google_maps_widget_context_token"))
+        has_maps = has_maps or is_maps
+        found = _key(metadata, "web_search_queries")
+        queries = {str(q) for q in found if isinstance(q, str) and q} \
+            if isinstance(found, list) else set()
+        (maps if is_maps and "web" not in kinds else web).update(queries)
+    counts = []
+    if web:
+        counts.append(("web_search", len(web)))
+    if has_maps:
+        counts.append(("google_maps", max(len(maps), 1)))
+    return tuple(counts)
 
 
 def _is_embedding(response: Any) -> bool:
@@ -284,13 +305,21 @@ class _ChunkTotals(Reader):
         self.text: list[str] = []
         self.images = 0
         self.search_queries: list[str] | None = None
+        self.grounding_kinds: set[str] = set()
 
     def item(self, chunk: Any) -> None:
         self.model_version = dig(chunk, "model_version") or self.model_version
-        # Grounding metadata comes with the last chunks; only its queries are kept (billed).
-        queries = dig(chunk, "candidates", 0, "grounding_metadata", "web_search_queries")
-        if isinstance(queries, list):
-            self.search_queries = [str(q) for q in queries]
+        # Grounding metadata comes with the last chunks; only what is billed is kept: its
+        # queries, and which sources (web, Maps) its chunks came from.
+        metadata = dig(chunk, "candidates", 0, "grounding_metadata")
+        if metadata is not None:
+            queries = dig(metadata, "web_search_queries")
+            if isinstance(queries, list):
+                self.search_queries = [str(q) for q in queries]
+            for item in dig(metadata, "grounding_chunks") or ():
+                self.grounding_kinds.update(k for k in ("maps", "web") if dig(item, k) is not None)
+            if dig(metadata, "google_maps_widget_context_token"):
+                self.grounding_kinds.add("maps")
         if (usage := dig(chunk, "usage_metadata")) is not None:
             self.usage = usage.model_dump(mode="json") if hasattr(usage, "model_dump") else usage
         for part in dig(chunk, "candidates", 0, "content", "parts") or ():
@@ -304,7 +333,9 @@ class _ChunkTotals(Reader):
         # Generated images are counted, not kept: a placeholder per image, no bytes.
         parts += [{"inline_data": {"mime_type": "image/*"}} for _ in range(self.images)]
         candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}}
-        if self.search_queries is not None:
-            candidate["grounding_metadata"] = {"web_search_queries": self.search_queries}
+        if self.search_queries is not None or self.grounding_kinds:
+            candidate["grounding_metadata"] = {
+                "web_search_queries": self.search_queries or [],
+                "grounding_chunks": [{kind: {}} for kind in sorted(self.grounding_kinds)]}
         return {"model_version": self.model_version, "usage_metadata": self.usage,
                 "candidates": [candidate]}

@@ -82,7 +82,10 @@ class FakeUsage:
     as ``cache_creation.ephemeral_1h_input_tokens``. The tool counts become each provider's own
     report: OpenAI Responses ``web_search_call`` / ``file_search_call`` output items (and one
     ``code_interpreter_call`` per container), Anthropic
-    ``usage.server_tool_use``, Gemini ``groundingMetadata.webSearchQueries``.
+    ``usage.server_tool_use``, Gemini ``groundingMetadata.webSearchQueries``. Grounding with
+    Google Maps (``maps_grounding_queries``) answers Gemini with ``maps`` grounding chunks and
+    the Maps queries it ran; ``code_execution_containers`` gives an Anthropic message the
+    ``container`` its code-execution tool ran in.
     """
 
     input_tokens: int = 0
@@ -100,6 +103,8 @@ class FakeUsage:
     file_search_calls: int = 0
     web_fetch_calls: int = 0
     code_interpreter_containers: int = 0
+    maps_grounding_queries: int = 0
+    code_execution_containers: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -830,6 +835,10 @@ class _Handler(BaseHTTPRequestHandler):
                    "stop_reason": "end_turn", "stop_sequence": None,
                    "usage": self._usage(lambda u: _anthropic_usage(
                        u, service_tier=fake.service_tier))}
+        if fake.raw_usage is None and fake.usage.code_execution_containers:
+            # The container the code-execution tool ran in (one per request).
+            message["container"] = {"id": f"container_fake{call.number:04d}",
+                                    "expires_at": "2026-01-01T00:00:00Z"}
         if not req.get("stream"):
             return self._send_json(message)
 
@@ -852,7 +861,9 @@ class _Handler(BaseHTTPRequestHandler):
             events.append({"type": "content_block_stop", "index": index})
         # Like the real API, message_delta carries the final cumulative counts.
         events.append({"type": "message_delta",
-                       "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                       "delta": {"stop_reason": "end_turn", "stop_sequence": None,
+                                 **({"container": message["container"]}
+                                    if "container" in message else {})},
                        "usage": self._usage(lambda u: {
                            k: v for k, v in _anthropic_usage(u).items()
                            if k in ("input_tokens", "cache_creation_input_tokens",
@@ -887,6 +898,7 @@ class _Handler(BaseHTTPRequestHandler):
         base = {"modelVersion": self._model(call.model), "responseId": f"fake{call.number:04d}"}
 
         searches = fake.usage.web_search_calls if fake.raw_usage is None else 0
+        maps = fake.usage.maps_grounding_queries if fake.raw_usage is None else 0
 
         def chunk(parts: list[dict[str, Any]], usage: Any, last: bool) -> dict[str, Any]:
             candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
@@ -896,6 +908,13 @@ class _Handler(BaseHTTPRequestHandler):
                     candidate["groundingMetadata"] = {
                         "webSearchQueries": [f"query {i}" for i in range(searches)],
                         "searchEntryPoint": {"renderedContent": "<div></div>"}}
+                elif maps:  # grounding with Google Maps: places, and the Maps queries it ran
+                    candidate["groundingMetadata"] = {
+                        "webSearchQueries": [f"places {i}" for i in range(maps)],
+                        "groundingChunks": [{"maps": {"uri": f"https://maps.example/{i}",
+                                                      "title": f"Place {i}",
+                                                      "placeId": f"places/{i}"}}
+                                            for i in range(maps)]}
             return {"candidates": [candidate], "usageMetadata": usage, **base}
 
         if call.action == "generateContent":
