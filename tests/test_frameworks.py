@@ -251,6 +251,19 @@ LANGCHAIN = [
         lambda f: run_async(lambda: _chat_gemini(f).ainvoke("hi")), GEMINI),
     Row("langchain-gemini-astream", "langchain_google_genai", "langchain-google-genai",
         lambda f: run_async(lambda: _adrain(_chat_gemini(f).astream("hi"))), GEMINI),
+    # Concurrent calls (abatch), and the event stream LangGraph and LangServe read.
+    Row("langchain-openai-abatch", "langchain_openai", "langchain-openai",
+        lambda f: run_async(lambda: _chat_openai(f).abatch(["hi", "hello", "hey"])), GPT),
+    Row("langchain-anthropic-abatch", "langchain_anthropic", "langchain-anthropic",
+        lambda f: run_async(lambda: _chat_anthropic(f).abatch(["hi", "hello", "hey"])), CLAUDE),
+    Row("langchain-gemini-abatch", "langchain_google_genai", "langchain-google-genai",
+        lambda f: run_async(lambda: _chat_gemini(f).abatch(["hi", "hello", "hey"])), GEMINI),
+    Row("langchain-openai-astream-events", "langchain_openai", "langchain-openai",
+        lambda f: run_async(lambda: _adrain(_chat_openai(f, stream_usage=True).astream_events(
+            "hi", version="v2"))), GPT),
+    Row("langchain-gemini-astream-events", "langchain_google_genai", "langchain-google-genai",
+        lambda f: run_async(lambda: _adrain(_chat_gemini(f).astream_events(
+            "hi", version="v2"))), GEMINI),
 ]
 
 
@@ -333,6 +346,17 @@ def _pai_agent(fake: FakeProvider, kind: str) -> Any:
         base_url=fake.anthropic_base_url, api_key="test")))
 
 
+def _pai_with_tool(fake: FakeProvider, kind: str) -> Any:
+    agent = _pai_agent(fake, kind)
+
+    @agent.tool_plain
+    def weather(city: str) -> str:
+        """The weather in a city."""
+        return "sunny"
+
+    return agent.run_sync("weather in Paris?")
+
+
 def _pai_stream(fake: FakeProvider, kind: str) -> Any:
     async def call() -> Any:
         async with _pai_agent(fake, kind).run_stream("hi") as result:
@@ -360,6 +384,12 @@ PYDANTIC_AI = [
         lambda f: run_async(lambda: _pai_agent(f, "gemini").run("hi")), GEMINI),
     Row("pydantic-ai-gemini-stream", "pydantic_ai.models.google", "pydantic-ai-slim google-genai",
         lambda f: _pai_stream(f, "gemini"), GEMINI),
+    Row("pydantic-ai-openai-with-tool", "pydantic_ai", "pydantic-ai-slim",
+        lambda f: _pai_with_tool(f, "openai"), GPT),
+    Row("pydantic-ai-anthropic-with-tool", "pydantic_ai", "pydantic-ai-slim",
+        lambda f: _pai_with_tool(f, "anthropic"), CLAUDE),
+    Row("pydantic-ai-gemini-with-tool", "pydantic_ai.models.google",
+        "pydantic-ai-slim google-genai", lambda f: _pai_with_tool(f, "gemini"), GEMINI),
 ]
 
 
