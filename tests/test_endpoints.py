@@ -644,3 +644,36 @@ def test_litellm_bedrock_call_is_priced_under_bedrock(fake_provider: FakeProvide
     span = assert_cost(mlflow_store.last_trace(), 1000 * BEDROCK_US_IN, 200 * BEDROCK_US_OUT)
     assert span.attributes["genai_tracing.cost.price"]["key"] == BEDROCK_MODEL
     assert span.attributes["genai_tracing.provider"] == "bedrock"
+
+
+def test_vertex_provisioned_throughput_is_unpriced_until_the_price_file_prices_it(
+        fake_provider: FakeProvider, mlflow_store: TemporaryStore) -> None:
+    """Vertex reports a call served by provisioned throughput (prepaid): no catalog has a per-token
+    rate for it, so it is unpriced and flagged; ``service_tiers.provisioned`` in the price file
+    prices it (here 0: the capacity is paid for up front)."""
+    from google import genai
+    from google.genai import types
+    from google.oauth2.credentials import Credentials
+
+    def call() -> Any:
+        client = genai.Client(vertexai=True, project="acme", location="us-central1",
+                              credentials=Credentials(token="token"),
+                              http_options=types.HttpOptions(base_url=fake_provider.url))
+        client.models.generate_content(model="gemini-2.5-flash", contents="Say hello")
+        return only_call(mlflow_store.last_trace())
+
+    fake_provider.usage = FakeUsage(input_tokens=1000, output_tokens=200)
+    fake_provider.service_tier = "PROVISIONED_THROUGHPUT"
+    genai_tracing.enable_tracing()
+    span = call()
+    assert span.attributes["genai_tracing.cost.unpriced"] is True
+    assert "service_tiers.provisioned" in span.attributes["genai_tracing.cost.unpriced_reason"]
+    genai_tracing.disable_tracing()
+
+    genai_tracing.enable_tracing(prices={"models": {"gemini-2.5-flash": {
+        "input_per_million": 0.3, "output_per_million": 2.5,
+        "service_tiers": {"provisioned": {"input_per_million": 0, "output_per_million": 0}}}}})
+    span = call()
+    assert span.attributes["mlflow.llm.cost"] == {"input_cost": 0.0, "output_cost": 0.0,
+                                                  "total_cost": 0.0}
+    assert span.attributes["genai_tracing.cost.source"] == "user"
