@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import mlflow
 import openai
 import pytest
 
@@ -677,3 +678,57 @@ def test_vertex_provisioned_throughput_is_unpriced_until_the_price_file_prices_i
     assert span.attributes["mlflow.llm.cost"] == {"input_cost": 0.0, "output_cost": 0.0,
                                                   "total_cost": 0.0}
     assert span.attributes["genai_tracing.cost.source"] == "user"
+
+
+# -- Every endpoint kind, sync and async, streamed and not ---------------------------------------
+
+ENDPOINT_KINDS = {
+    # kind: (client factory, model, expected rates per token, catalog key, provider)
+    "azure": (lambda fake, aio: (openai.AsyncAzureOpenAI if aio else openai.AzureOpenAI)(
+        azure_endpoint=fake.url, api_key="test", api_version=API_VERSION, max_retries=0),
+        "gpt-4o-2024-08-06", (AZURE_GPT4O_IN, AZURE_GPT4O_OUT), "azure/gpt-4o-2024-08-06",
+        "azure"),
+    "databricks": (lambda fake, aio: (openai.AsyncOpenAI if aio else openai.OpenAI)(
+        base_url=fake.databricks_base_url, api_key="dapi-test", max_retries=0),
+        "databricks-meta-llama-3-3-70b-instruct", (DBX_IN, DBX_OUT),
+        "databricks/databricks-meta-llama-3-3-70b-instruct", "databricks"),
+    "groq": (lambda fake, aio: openai_client(fake, asynchronous=aio), "llama-3.1-8b-instant",
+             (GROQ_IN, GROQ_OUT), "groq/llama-3.1-8b-instant", "groq"),
+}
+MODES = ["sync", "sync-stream", "async", "async-stream"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("kind", sorted(ENDPOINT_KINDS))
+def test_each_endpoint_kind_in_each_mode(kind: str, mode: str, fake_provider: FakeProvider,
+                                         mlflow_store: TemporaryStore) -> None:
+    import asyncio
+
+    make, model, (rate_in, rate_out), key, provider = ENDPOINT_KINDS[kind]
+    # The fake is on loopback, where no host says "Groq": the price file maps its address.
+    genai_tracing.enable_tracing(prices={"endpoints": {
+        fake_provider.openai_base_url: {"provider": "groq"}}} if kind == "groq" else None)
+    fake_provider.usage = FakeUsage(input_tokens=3000, output_tokens=700)
+    fake_provider.response_model = model
+    streamed = mode.endswith("stream")
+    args = dict(model=model, messages=MESSAGES)
+    if streamed:
+        args.update(stream=True, stream_options={"include_usage": True})
+
+    async def run_async() -> None:
+        reply = await make(fake_provider, True).chat.completions.create(**args)
+        if streamed:
+            async for _ in reply:
+                pass
+
+    if mode.startswith("async"):
+        asyncio.run(run_async())
+    else:
+        reply = make(fake_provider, False).chat.completions.create(**args)
+        if streamed:
+            for _ in reply:
+                pass
+    trace = mlflow.get_trace(mlflow_store.last_trace().info.trace_id)
+    span = assert_cost(trace, 3000 * rate_in, 700 * rate_out)
+    assert span.attributes["genai_tracing.cost.price"]["key"] == key
+    assert span.attributes["genai_tracing.provider"] == provider
