@@ -627,6 +627,8 @@ def test_price_file_cached_audio_rate(fake_provider: FakeProvider, mlflow_store:
     ({"file_search_per_call": "0.0025"}, "file_search_per_call", "remove the quotes"),
     ({"cache_write_1h_per_million": -1}, "cache_write_1h_per_million", "prices are USD"),
     ({"audio_input_per_million": "x"}, "audio_input_per_million", "is a string"),
+    ({"google_maps_per_cal": 0.025}, "google_maps_per_cal", "did you mean 'google_maps_per_call'"),
+    ({"code_execution_per_call": -0.01}, "code_execution_per_call", "prices are USD"),
 ])
 def test_price_file_new_keys_are_validated(tmp_path: Any, entry: dict[str, Any], where: str,
                                            fix: str) -> None:
@@ -655,6 +657,10 @@ def test_price_command_shows_every_dimension(tmp_path: Any) -> None:
     out = StringIO()
     assert main(["price", "claude-sonnet-4-5"], out=out) == 0
     assert "cache write 1h $6 per million tokens" in out.getvalue()
+
+    out = StringIO()
+    assert main(["price", "gemini/gemini-2.5-flash"], out=out) == 0
+    assert "google maps    $0.025 per request that uses it" in out.getvalue()
 
     prices = tmp_path / "prices.toml"
     prices.write_text('[models."acme-voice"]\ninput_per_million = 1.0\noutput_per_million = 2.0\n'
