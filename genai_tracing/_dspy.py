@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._guard import internal_error
-from ._keys import MODEL, MODEL_PROVIDER
+from ._keys import MODEL, MODEL_PROVIDER, PROVIDER
 from ._patch import patch_method, unpatch_method
 
 ENGINE_MODULE = "dspy.clients.engines.lm15_engine"
@@ -79,12 +79,16 @@ def _wrap(original: Any, cls: type, streaming: bool) -> Any:
             return original
         if provider is None:
             return original  # the engine refuses the request itself, before sending anything
-        attributes = {MODEL_PROVIDER: _served_by(provider)}
+        served = _served_by(provider)
+        # PROVIDER names who serves the call (Bedrock, Vertex AI, Groq...): the call is priced
+        # under that provider's own entries, whichever wire format the engine speaks to it.
+        attributes = {MODEL_PROVIDER: served, PROVIDER: served}
         if isinstance(model, str):
             attributes[MODEL] = model
         return wrap_call(original, name=name, span_type="CHAT_MODEL", provider=_family(provider),
                          inputs=lambda a, k: {"model": model, "provider": provider},
-                         attributes=lambda recorded: attributes, finish=finish)
+                         attributes=lambda recorded: attributes,
+                         finish=lambda span, result, kwargs: finish(span, result, provider))
 
     if inspect.iscoroutinefunction(original):
         @functools.wraps(original)
@@ -110,32 +114,49 @@ def _route(engine: Any, request: Any) -> tuple[Any, str | None]:
 
 
 def _family(provider: str | None) -> str:
-    return "anthropic" if provider == "anthropic" else "openai"
+    """The wire format lm15 speaks to ``provider``: Anthropic's Messages API (``anthropic``,
+    ``bedrock-anthropic``, ``vertex-anthropic``...) or OpenAI's shape (the rest, Gemini's
+    usage read into it)."""
+    return "anthropic" if _anthropic_dialect(provider) else "openai"
+
+
+def _anthropic_dialect(provider: str | None) -> bool:
+    return bool(provider) and (provider == "anthropic" or provider.endswith("-anthropic"))
+
+
+# lm15's provider names -> genai_tracing's (those of LiteLLM's map and _endpoints).
+_SERVED_BY = {"openai": "openai", "openai-chat": "openai", "openai-codex": "openai",
+              "aws-anthropic": "bedrock", "bedrock-anthropic": "bedrock",
+              "bedrock-chat": "bedrock", "bedrock-mantle-chat": "bedrock",
+              "azure": "azure", "azure-chat": "azure", "azure-anthropic": "azure",
+              "vertex": "vertex_ai", "vertex-express": "vertex_ai",
+              "vertex-anthropic": "vertex_ai", "deepseek-anthropic": "deepseek",
+              "sglang": "vllm"}
 
 
 def _served_by(provider: str | None) -> str | None:
     if provider is None:
         return None
-    return "openai" if provider.startswith("openai") else provider
+    return _SERVED_BY.get(provider, provider)
 
 
-def _finish_response(span: Any, response: Any, kwargs: dict[str, Any]) -> Any:
-    span.end(outputs=_outputs(span, getattr(response, "model", None),
+def _finish_response(span: Any, response: Any, provider: str | None) -> Any:
+    span.end(outputs=_outputs(provider, getattr(response, "model", None),
                               getattr(response, "usage", None)))
     return response
 
 
-def _finish_stream(span: Any, events: Any, kwargs: dict[str, Any]) -> Any:
+def _finish_stream(span: Any, events: Any, provider: str | None) -> Any:
     from ._streams import StreamWatch, observe_generator
 
-    return observe_generator(events, StreamWatch(span, _Events(span), owned=True))
+    return observe_generator(events, StreamWatch(span, _Events(provider), owned=True))
 
 
 class _Events:
     """Running model and usage of an lm15 event stream (its start and end events)."""
 
-    def __init__(self, span: Any) -> None:
-        self.span = span
+    def __init__(self, provider: str | None) -> None:
+        self.provider = provider
         self.model: str | None = None
         self.usage: Any = None
 
@@ -150,23 +171,23 @@ class _Events:
         return None
 
     def outputs(self) -> Any:
-        return _outputs(self.span, self.model, self.usage)
+        return _outputs(self.provider, self.model, self.usage)
 
 
-def _outputs(span: Any, model: Any, usage: Any) -> dict[str, Any]:
-    """The response's model and usage in the serving provider's own shape."""
-    provider = span.span.get_attribute(MODEL_PROVIDER)
+def _outputs(provider: str | None, model: Any, usage: Any) -> dict[str, Any]:
+    """The response's model and usage in the wire format's own shape (``provider`` is lm15's)."""
     if usage is None:
         return {"model": model, "usage": None}
     get = lambda name: getattr(usage, name, None)  # noqa: E731
-    if provider == "anthropic":  # lm15 keeps Anthropic's disjoint cache counters, as sent
+    if _anthropic_dialect(provider):  # lm15 keeps Anthropic's disjoint cache counters, as sent
         return {"type": "message", "model": model, "usage": {
             "input_tokens": get("input_tokens"), "output_tokens": get("output_tokens"),
             "cache_read_input_tokens": get("cache_read_tokens"),
             "cache_creation_input_tokens": get("cache_write_tokens")}}
     output = get("output_tokens")
     reasoning = get("reasoning_tokens")
-    if provider in ("gemini", "xai") and output is not None and reasoning:
+    if provider in ("gemini", "vertex", "vertex-express", "xai") and output is not None and \
+            reasoning:
         output += reasoning  # these report thinking apart from output; OpenAI's shape includes it
     return {"object": "chat.completion", "model": model, "usage": {
         "prompt_tokens": get("input_tokens"), "completion_tokens": output,

@@ -274,7 +274,8 @@ def _dspy_predict(fake: FakeProvider, model: str, engine: str) -> Any:
     import dspy
 
     fake.text = DSPY_TEXT
-    base = fake.openai_base_url if model.startswith("openai/") else fake.anthropic_base_url + "/v1"
+    base = {"anthropic": fake.anthropic_base_url + "/v1",
+            "gemini": fake.gemini_base_url}.get(model.split("/", 1)[0], fake.openai_base_url)
     lm = dspy.LM(model, api_base=base, api_key="test", cache=False, engine=engine,
                  num_retries=0)
     return dspy, lm, dspy.Predict("question -> answer")
@@ -315,6 +316,10 @@ DSPY = [
         lambda f: _dspy_call(f, "anthropic/claude-sonnet-4-5"), CLAUDE),
     Row("dspy-anthropic-async", "dspy", "dspy",
         lambda f: _dspy_acall(f, "anthropic/claude-sonnet-4-5"), CLAUDE),
+    Row("dspy-gemini", "dspy", "dspy", lambda f: _dspy_call(f, "gemini/gemini-2.5-flash"),
+        GEMINI),
+    Row("dspy-gemini-async", "dspy", "dspy",
+        lambda f: _dspy_acall(f, "gemini/gemini-2.5-flash"), GEMINI),
     # DSPy's LiteLLM engine (what DSPy before 3.4 always used): the LiteLLM provider prices it.
     Row("dspy-litellm", "dspy", "dspy",
         lambda f: _dspy_call(f, "openai/gpt-4o-mini", engine="litellm"), GPT),
@@ -697,3 +702,18 @@ def test_dspy_engine_call_the_provider_refuses_is_failed_not_unpriced(
         assert not [s for s in trace.data.spans
                     if s.attributes.get("genai_tracing.cost.unpriced")]
         assert cost_spans(trace) == []
+
+
+@_needs("dspy", "dspy")
+def test_dspy_engine_call_is_priced_under_the_provider_that_serves_it(
+        fake: FakeProvider, traced: Any) -> None:
+    """DSPy's engine speaks OpenAI's wire format to Groq: the call is Groq's, priced under
+    LiteLLM's "groq/llama-3.1-8b-instant" (input 5e-08, output 8e-08 per token)."""
+    _dspy_call(fake, "groq/llama-3.1-8b-instant")
+    (trace,) = traced.traces()
+    (span,) = cost_spans(trace)
+    assert span.attributes["mlflow.llm.cost"]["total_cost"] == pytest.approx(
+        1000 * 5e-08 + 200 * 8e-08)
+    assert span.attributes["genai_tracing.cost.price"]["key"] == "groq/llama-3.1-8b-instant"
+    (engine,) = [s for s in trace.data.spans if s.name.endswith("Engine.complete")]
+    assert engine.attributes["genai_tracing.provider"] == "groq"

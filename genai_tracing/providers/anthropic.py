@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from .. import _endpoints, _mlflow, _raw, _where
-from .._keys import ENDPOINT, MESSAGE_FORMAT, MODEL
+from .._keys import ENDPOINT, MESSAGE_FORMAT, MODEL, PROVIDER
 from .._patch import patch_method, unpatch_method
 from .._spans import CALL_ATTRIBUTE, CallSpan, wrap_call
 from .._streams import Reader, StreamWatch, hook_stream_classes, own, owned_span, \
@@ -57,7 +57,8 @@ def extract(span: Any) -> Call:
     # which bill them at their own prices (Bedrock's regional model IDs cost more).
     where = span.get_attribute(ENDPOINT)
     url = where.get("url") if isinstance(where, dict) else None
-    provider = NAME
+    preset = span.get_attribute(PROVIDER) if span.get_attribute(CALL_ATTRIBUTE) == NAME else None
+    provider = preset if isinstance(preset, str) and preset else NAME  # DSPy's engine knows
     if url:
         from .._pricing import active_resolver
 

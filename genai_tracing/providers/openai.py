@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import _endpoints, _where
-from .._keys import ENDPOINT
+from .._keys import ENDPOINT, PROVIDER
 from .._patch import patch_method, unpatch_method
 from .._spans import CALL_ATTRIBUTE, end_with_result, wrap_call
 from .. import _raw
@@ -53,7 +53,7 @@ def extract(span: Any) -> Call:
     where = span.get_attribute(ENDPOINT)
     where = where if isinstance(where, dict) else {}
     url, deployment = where.get("url") or None, where.get("deployment")
-    provider, variant = NAME, image_variant(model, inputs)
+    provider, variant = _preset_provider(span), image_variant(model, inputs)
     if url:
         from .._pricing import active_resolver
 
@@ -63,6 +63,12 @@ def extract(span: Any) -> Call:
         variant = variant or image_variant(_endpoints.mapped_model(table, url, deployment), inputs)
     return Call(provider, model, usage, requested_model=requested, variant=variant,
                 reported_cost=_reported_cost(out, usage), endpoint=url, deployment=deployment)
+
+
+def _preset_provider(span: Any) -> str:
+    """Who serves a call genai_tracing's own span says (DSPy's engine knows: Groq, Gemini...)."""
+    preset = span.get_attribute(PROVIDER) if span.get_attribute(CALL_ATTRIBUTE) == NAME else None
+    return preset if isinstance(preset, str) and preset else NAME
 
 
 def _reported_cost(response: Any, usage: Usage | None) -> Any:
