@@ -299,6 +299,18 @@ def test_openai_responses_web_and_file_search_fees(fake_provider: FakeProvider,
         "file_search=genai-prices 'openai/gpt-5'"]
 
 
+# LiteLLM map, "gpt-4o-mini-search-preview": input_cost_per_token 1.5e-07, output_cost_per_token
+# 6e-07, search_context_cost_per_query 0.025 (OpenAI: "$25.00 / 1k calls").
+@pytest.mark.parametrize("mode", MODES)
+def test_chat_search_model_bills_its_search_per_request(
+        fake_provider: FakeProvider, mlflow_store: TemporaryStore, mode: str) -> None:
+    genai_tracing.enable_tracing()
+    fake_provider.usage = FakeUsage(input_tokens=1000, output_tokens=100)
+    _chat(fake_provider, mode, model="gpt-4o-mini-search-preview", web_search_options={})
+    span = priced(stored(mlflow_store), 1000 * 0.15 / M + 0.025, 100 * 0.6 / M)
+    assert span.attributes["genai_tracing.usage"]["tool_calls"] == {"web_search": 1}
+
+
 def test_unknown_tool_fee_is_partial_and_flagged(fake_provider: FakeProvider,
                                                  mlflow_store: TemporaryStore,
                                                  caplog: pytest.LogCaptureFixture) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .. import _endpoints, _where
@@ -49,7 +50,8 @@ def extract(span: Any) -> Call:
     inputs = span_inputs(span)
     requested = text_model(inputs.get("model")) or text_model(span.get_attribute("model"))
     model = text_model(dig(out, "model")) or requested
-    usage = read_usage(out, requested_tier=inputs.get("service_tier"))
+    usage = _with_search_model_fee(read_usage(out, requested_tier=inputs.get("service_tier")),
+                                   model, out)
     where = span.get_attribute(ENDPOINT)
     where = where if isinstance(where, dict) else {}
     url, deployment = where.get("url") or None, where.get("deployment")
@@ -63,6 +65,22 @@ def extract(span: Any) -> Call:
         variant = variant or image_variant(_endpoints.mapped_model(table, url, deployment), inputs)
     return Call(provider, model, usage, requested_model=requested, variant=variant,
                 reported_cost=_reported_cost(out, usage), endpoint=url, deployment=deployment)
+
+
+# Chat-completions search models ("gpt-4o-search-preview", "gpt-5-search-api") search the web on
+# every request and bill a fee per request ("$25 / 1k calls" on OpenAI's price page), which
+# their answers do not count.
+_SEARCH_MODEL = re.compile(r"-search-(preview|api)\b")
+
+
+def _with_search_model_fee(usage: Usage | None, model: str | None, out: Any) -> Usage | None:
+    if usage is None or not model or not _SEARCH_MODEL.search(model.lower()):
+        return usage
+    if dig(out, "object") == "response" or usage.tool_counts.get("web_search"):
+        return usage  # a Responses call counts its web_search_call items itself
+    from dataclasses import replace
+
+    return replace(usage, tool_calls=tuple(sorted({**usage.tool_counts, "web_search": 1}.items())))
 
 
 def _preset_provider(span: Any) -> str:
