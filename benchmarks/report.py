@@ -14,6 +14,12 @@ wrote itself. A check compares the report's total with the sum of the copies' co
 Prints the fill time and, for each report, the median of ``--repeat`` runs. Reports by model
 read the per-model breakdown each trace carries; ``--without-breakdown`` deletes it first, to
 time the fallback that reads the spans of traces written before it existed.
+
+Each report runs from two sources, side by side in one run, and must give the same frame from
+both: on sqlite, read from the store's tables (``tables``, what reports do) and through MLflow's
+trace search (``search``, as before); with ``--store postgres``, through ``mlflow server``
+(``server``, MLflow's REST search) and from the server's PostgreSQL database given as the
+tracking URI (``database``, its tables).
 """
 
 from __future__ import annotations
@@ -259,7 +265,11 @@ def main() -> None:
             print(f"copied to PostgreSQL in {time.perf_counter() - started:.1f} s; reports go "
                   f"through mlflow server --workers 2 at {uri}")
         try:
-            run_reports(uri, args, per_model, spent)
+            if args.store == "postgres":
+                # The same reports through the server and from its database's tables.
+                run_reports({"server": uri, "database": backend}, args, per_model, spent)
+            else:
+                run_reports({"tables": uri, "search": uri}, args, per_model, spent)
         finally:
             if args.store == "postgres":
                 server.stop()
@@ -283,37 +293,53 @@ def postgres_server(folder: Path) -> tuple[Any, Any, str]:
     return server, pg, backend
 
 
-def run_reports(uri: str, args: argparse.Namespace, per_model: str, spent: Decimal) -> None:
+def run_reports(uris: dict[str, str], args: argparse.Namespace, per_model: str,
+                spent: Decimal) -> None:
+    """Each report from each source, side by side: ``server`` (MLflow's REST search), or the
+    store's ``database`` URI and sqlite's ``tables``, both read from the tables, or ``search``
+    (the same store through MLflow's search, as before genai_tracing read the tables)."""
     import genai_tracing
+    from genai_tracing import _reports
+
+    def report(fn: str, **options: Any):
+        def run(uri: str):
+            return getattr(genai_tracing, fn)(experiment="bench", tracking_uri=uri, **options)
+        return run
 
     reports = {
-        "cost_report(by='user', since='30d')":
-            lambda: genai_tracing.cost_report(by="user", since="30d", experiment="bench",
-                                              tracking_uri=uri),
-        "cost_report(by='day')":
-            lambda: genai_tracing.cost_report(by="day", experiment="bench",
-                                              tracking_uri=uri),
-        "cost_report(by=['user', 'tag:feature'])":
-            lambda: genai_tracing.cost_report(by=["user", "tag:feature"], experiment="bench",
-                                              tracking_uri=uri),
-        f"cost_report(by='model')  [{per_model}]":
-            lambda: genai_tracing.cost_report(by="model", experiment="bench",
-                                              tracking_uri=uri),
-        f"cost_report(by=['day', 'model'])  [{per_model}]":
-            lambda: genai_tracing.cost_report(by=["day", "model"], experiment="bench",
-                                              tracking_uri=uri),
-        "latency_report()":
-            lambda: genai_tracing.latency_report(experiment="bench", tracking_uri=uri),
+        "cost_report(by='user', since='30d')": report("cost_report", by="user", since="30d"),
+        "cost_report(by='session')": report("cost_report", by="session"),
+        "cost_report(by='day')": report("cost_report", by="day"),
+        "cost_report(by='hour')": report("cost_report", by="hour"),
+        "cost_report(by=['user', 'tag:feature'])": report("cost_report",
+                                                          by=["user", "tag:feature"]),
+        f"cost_report(by='model')  [{per_model}]": report("cost_report", by="model"),
+        f"cost_report(by='provider')  [{per_model}]": report("cost_report", by="provider"),
+        f"cost_report(by=['day', 'model'])  [{per_model}]": report("cost_report",
+                                                                   by=["day", "model"]),
+        "latency_report()": report("latency_report"),
     }
-    print(f"\n{'report':50} {'median s':>9} {'rows':>6} {'traces/s':>9}")
+    names = list(uris)
+    print(f"\n{'report':52}" + "".join(f" {n + ' s':>10}" for n in names)
+          + (f" {names[0] + '/' + names[1]:>16}" if len(names) == 2 else "") + f" {'rows':>5}")
     for name, run in reports.items():
-        seconds, frame = timed(args.repeat, run)
-        print(f"{name:50} {seconds:9.2f} {len(frame):6d} {args.traces / seconds:9,.0f}")
-        if "total_cost" in frame:
-            total = Decimal(str(frame["total_cost"].sum()))
-            assert abs(total - spent) < Decimal("1e-6"), (name, total, spent)
-    print(f"\ncheck: every cost report sums to ${spent:.6f}, the copies' own total "
-          f"({args.repeat} runs each)")
+        seconds, frames = [], []
+        for source, uri in uris.items():
+            _reports._SQL_READS = source != "search"
+            took, frame = timed(args.repeat, lambda: run(uri))
+            seconds.append(took)
+            frames.append(frame)
+            if "total_cost" in frame:
+                total = Decimal(str(frame["total_cost"].sum()))
+                assert abs(total - spent) < Decimal("1e-6"), (name, source, total, spent)
+        _reports._SQL_READS = True
+        same = all(f.equals(frames[0]) for f in frames[1:])
+        assert same or "since=" in name, (name, frames)  # since='30d' moves between runs
+        ratio = f" {seconds[0] / seconds[1]:16.2f}" if len(seconds) == 2 else ""
+        print(f"{name:52}" + "".join(f" {t:10.2f}" for t in seconds) + ratio
+              + f" {len(frames[0]):5d}", flush=True)
+    print(f"\ncheck: every cost report sums to ${spent:.6f}, the copies' own total, and each "
+          f"source gives the same frame ({args.repeat} runs each)")
 
 
 if __name__ == "__main__":

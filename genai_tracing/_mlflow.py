@@ -405,6 +405,118 @@ def rest_search_traces(tracking_uri: str, body: dict[str, Any]) -> dict[str, Any
     return response.json()
 
 
+def sql_trace_reader(tracking_uri: str) -> Callable[..., Iterator[tuple[Any, ...]]] | None:
+    """A reader of trace records straight from the database of a SQL tracking store (sqlite,
+    PostgreSQL, MySQL...), or ``None`` where the URI is no such store or this MLflow lacks what
+    it reads (then search as usual).
+
+    ``reader(experiment_ids, since_ms, until_ms, metadata_keys, metadata_prefix, chunk)`` yields
+    ``(trace_id, request_time, execution_duration, trace_metadata, tags)`` for every trace of the
+    experiments with ``since_ms <= timestamp_ms < until_ms`` (either bound ``None``: open), in
+    time order, ``chunk`` traces a query at most. ``trace_metadata`` holds the keys in
+    ``metadata_keys`` or starting with ``metadata_prefix`` only, each exactly as MLflow's
+    ``search_traces`` returns it; ``tags`` holds every tag, as ``search_traces`` returns them.
+    """
+    # PRIVATE: the SQL store (mlflow.tracking._tracking_service.utils._get_store), its session
+    # maker, its table models (SqlTraceInfo, SqlTraceMetadata, SqlTraceTag) and how its
+    # search_traces builds a trace's metadata since MLflow moved the session, token and cost
+    # metadata into trace_info columns (trace_analytics.PROMOTED_TRACE_METADATA_KEYS and
+    # compatibility_metadata_from_columns, MLflow 3.17). Reading a few columns and keys in three
+    # queries instead of building every TraceInfo is what makes a report over 100,000 traces take
+    # seconds. Any of these missing (MLflow 3.12 has no promoted keys): None, and reports search.
+    try:
+        from sqlalchemy import and_, or_, select
+
+        from mlflow.store.tracking.dbmodels.models import (SqlTraceInfo, SqlTraceMetadata,
+                                                           SqlTraceTag)
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+        from mlflow.store.tracking.utils.trace_analytics import (
+            PROMOTED_TRACE_METADATA_KEYS, compatibility_metadata_from_columns)
+        from mlflow.tracing.constant import TraceTagKey
+        from mlflow.tracking._tracking_service.utils import _get_store
+    except ImportError:
+        logger.debug("genai_tracing: reports search traces (this MLflow has no SQL trace "
+                     "columns to read)", exc_info=True)
+        return None
+    try:
+        store = _get_store(tracking_uri)
+    except Exception:
+        logger.debug("genai_tracing: no store for %s", tracking_uri, exc_info=True)
+        return None
+    if not isinstance(store, SqlAlchemyStore) or not hasattr(store, "ManagedSessionMaker"):
+        return None
+    columns = [c for c in SqlTraceInfo.__table__.columns
+               if c.name not in ("request_preview", "response_preview")]
+    trace_name_tag = TraceTagKey.TRACE_NAME
+
+    def read(experiment_ids: list[str], since_ms: int | None, until_ms: int | None,
+             metadata_keys: list[str], metadata_prefix: str, chunk: int
+             ) -> Iterator[tuple[Any, ...]]:
+        escaped = metadata_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        # The promoted keys come from trace_info's columns, as search_traces builds them.
+        stored_keys = [k for k in metadata_keys if k not in PROMOTED_TRACE_METADATA_KEYS]
+        wanted = or_(SqlTraceMetadata.key.in_(stored_keys),
+                     SqlTraceMetadata.key.like(escaped + "%", escape="\\"))
+        ids = [int(e) for e in experiment_ids]
+        start = since_ms
+        while True:
+            with store.ManagedSessionMaker() as session:
+                connection = session.connection()  # plain rows: no ORM loading per row
+                ids_allowed = [int(e) for e in store._filter_experiment_ids(session, ids)] \
+                    if hasattr(store, "_filter_experiment_ids") else ids
+
+                def within(low: int | None, high: int | None, high_inclusive: bool) -> Any:
+                    clauses = [SqlTraceInfo.experiment_id.in_(ids_allowed)]
+                    if low is not None:
+                        clauses.append(SqlTraceInfo.timestamp_ms >= low)
+                    if high is not None:
+                        clauses.append(SqlTraceInfo.timestamp_ms <= high if high_inclusive
+                                       else SqlTraceInfo.timestamp_ms < high)
+                    return and_(*clauses)
+
+                # The next ``chunk`` traces in time order decide where this chunk ends; every
+                # trace up to that millisecond is read, so none at the edge is cut in two.
+                edge = connection.execute(
+                    select(SqlTraceInfo.timestamp_ms).where(within(start, until_ms, False))
+                    .order_by(SqlTraceInfo.timestamp_ms).offset(chunk - 1).limit(1)
+                ).scalar()
+                last = until_ms if edge is None else edge
+                inclusive = edge is not None
+                where = within(start, last, inclusive)
+                rows = connection.execute(select(*columns).where(where)
+                                       .order_by(SqlTraceInfo.timestamp_ms)).all()
+                metadata: dict[str, dict[str, str]] = {}
+                for trace_id, key, value in connection.execute(
+                        select(SqlTraceMetadata.request_id, SqlTraceMetadata.key,
+                               SqlTraceMetadata.value)
+                        .join(SqlTraceInfo, SqlTraceInfo.request_id == SqlTraceMetadata.request_id)
+                        .where(where, wanted)):
+                    if key not in PROMOTED_TRACE_METADATA_KEYS:
+                        metadata.setdefault(trace_id, {})[key] = value
+                tags: dict[str, dict[str, str]] = {}
+                for trace_id, key, value in connection.execute(
+                        select(SqlTraceTag.request_id, SqlTraceTag.key, SqlTraceTag.value)
+                        .join(SqlTraceInfo, SqlTraceInfo.request_id == SqlTraceTag.request_id)
+                        .where(where)):
+                    if key != trace_name_tag:
+                        tags.setdefault(trace_id, {})[key] = value
+            for row in rows:
+                trace_tags = tags.get(row.request_id, {})
+                if row.trace_name is not None:
+                    trace_tags[trace_name_tag] = row.trace_name
+                trace_metadata = metadata.get(row.request_id, {})
+                trace_metadata.update((k, v) for k, v in
+                                      compatibility_metadata_from_columns(row).items()
+                                      if k in metadata_keys or k.startswith(metadata_prefix))
+                yield (row.request_id, row.timestamp_ms, row.execution_time_ms, trace_metadata,
+                       trace_tags)
+            if edge is None:
+                return
+            start = edge + 1
+
+    return read
+
+
 # ---------------------------------------------------------------------------------------------
 # MLflow's export: its span batchers, its export queue and its in-memory trace buffer
 

@@ -10,6 +10,7 @@ the same total as a report by user.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -56,6 +57,13 @@ _REST_PARALLEL = 2
 # fetched one by one on a few threads, more paged through like any search.
 _FETCH_ONE_BY_ONE = 50
 _FETCH_THREADS = 8
+# From a SQL store (the URI of its database, as ``mlflow server --backend-store-uri`` takes it),
+# metadata-only reads query its tables for the few columns and keys reports read, this many
+# traces a query, instead of MLflow's search building every trace's record. Off: always search.
+_SQL_READS = True
+_SQL_CHUNK = 20_000
+_SQL_METADATA = (TRACE_USER, TRACE_SESSION, TRACE_TOKEN_USAGE, TRACE_COST)
+_SQL_METADATA_PREFIX = "genai_tracing."  # every key genai_tracing writes (totals, breakdown)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -223,7 +231,13 @@ def _find_experiment(client: Any, name_or_id: str, uri: str) -> Any:
 def _traces(source: _Source, window: Window, user_filter: str | None, *,
             include_spans: bool, parallel: bool = False) -> Iterator[Any]:
     """Every matching trace, page by page: oldest first, or with ``parallel`` from a remote
-    server, time slices of the window searched side by side, in no set order."""
+    server, time slices of the window searched side by side, in no set order. Metadata only
+    from a SQL store (sqlite, PostgreSQL...) with no ``user_filter``: read from its tables."""
+    if not include_spans and not (user_filter and user_filter.strip()) and _SQL_READS:
+        found = _sql_traces(source, window)
+        if found is not None:
+            yield from found
+            return
     if not include_spans and _is_remote(source.tracking_uri) and _rest_available(source):
         parts = _REST_PARALLEL if parallel else 1
         slices = _slices(source, window, user_filter, parts) if parts > 1 else [window]
@@ -265,6 +279,38 @@ def _filter_error(user_filter: str | None, e: Any) -> None:
             "filter", user_filter, f"MLflow cannot search with it ({e.message})",
             "write it in MLflow's trace search syntax, e.g. \"tags.feature = 'search'\" "
             "or \"request_metadata.`mlflow.trace.user` LIKE '%@acme.com'\"") from None
+
+
+# --- from a SQL store's tables --------------------------------------------------------------
+
+
+def _sql_traces(source: _Source, window: Window) -> Iterator[_JsonTrace] | None:
+    """The window's traces read from the store's tables, oldest first, with the metadata reports
+    read (``_SQL_METADATA``, every ``genai_tracing.`` key) and every tag; ``None`` where the
+    store is not a SQL one this MLflow lets genai_tracing read, or the first read fails."""
+    from ._guard import logger
+    from ._mlflow import sql_trace_reader
+
+    reader = sql_trace_reader(source.tracking_uri)
+    if reader is None:
+        return None
+    rows = reader(list(source.experiment_ids), _ms(window.since) if window.since else None,
+                  _ms(window.until) if window.until else None, list(_SQL_METADATA),
+                  _SQL_METADATA_PREFIX, _SQL_CHUNK)
+    try:
+        first = next(rows, None)
+    except Exception:
+        logger.debug("genai_tracing: reading traces from the store's tables failed; searching "
+                     "instead", exc_info=True)
+        return None
+
+    def traces() -> Iterator[_JsonTrace]:
+        if first is None:
+            return
+        for trace_id, request_time, duration, metadata, tags in itertools.chain([first], rows):
+            yield _JsonTrace(_JsonInfo(trace_id, request_time, duration, metadata, tags))
+
+    return traces()
 
 
 # --- through a tracking server: MLflow's REST JSON, paged by time ----------------------------

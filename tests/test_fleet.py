@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -298,3 +299,64 @@ def test_reports_through_a_server_page_by_time_and_read_the_json_as_mlflow_does(
     for mine, theirs_report in zip(by_time, by_client):
         assert mine.equals(theirs_report)
     assert dict(zip(by_time[0]["user"], by_time[0]["requests"])) == {"ana": 3, "bo": 2, "cy": 2}
+
+
+def test_reports_read_from_postgres_tables_equal_those_through_the_server(
+        fake_provider: FakeProvider, postgres: Any, fleet_server: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's own database as the tracking URI: reports read its tables (in chunks of
+    two traces, several at one millisecond) and give the very frames the server's REST search
+    and MLflow's in-process search give."""
+    from mlflow.tracing.provider import safe_set_span_in_context
+
+    start_ms = [1_000, 2_000, 2_000, 2_000, 2_000, 3_000, 90_000_000]
+    users = ["ana", "bo", "ana", "cy", None, "ana", "cy"]
+    base_ns = 1_700_000_000_000 * 1_000_000
+    with TemporaryStore(folder=tmp_path, uri=fleet_server):
+        experiment = f"tables-{uuid.uuid4().hex[:8]}"
+        genai_tracing.enable_tracing(tracking_uri=fleet_server, prices=PRICES,
+                                     experiment=experiment)
+        client = openai_client(fake_provider)
+        for n, (offset_ms, user) in enumerate(zip(start_ms, users)):
+            fake_provider.usage = FakeUsage(input_tokens=1_000 * (n + 1), output_tokens=10 * n)
+            at = base_ns + offset_ms * 1_000_000
+            with genai_tracing.attribute(user=user, feature=["a", "b"][n % 2]):
+                root = mlflow.start_span_no_context("handle_request", start_time_ns=at)
+                with safe_set_span_in_context(root):
+                    for _ in range(1 + n % 2):
+                        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+                root.end(end_time_ns=at + 1_234_567 * (n + 1))
+        TemporaryStore.flush()
+        wait_stored(fleet_server, experiment, len(users))
+    database = postgres.url("mlflow")  # the fleet server's backend store
+
+    def reports(uri: str, **window: Any) -> list[Any]:
+        return [genai_tracing.cost_report(by=by, tracking_uri=uri, experiment=experiment,
+                                          **window)
+                for by in ("user", "model", "day", ["user", "hour"], "tag:feature",
+                           ["session", "provider"])]
+
+    monkeypatch.setattr(_reports, "_SQL_CHUNK", 2)
+    source = _reports._source(experiment, database)
+    assert _reports._sql_traces(source, _reports.Window()) is not None
+    read = list(_reports._traces(source, _reports.Window(), None, include_spans=False))
+    theirs = {t.info.trace_id: t.info for t in stored_traces(fleet_server, experiment)}
+    assert sorted(t.info.trace_id for t in read) == sorted(theirs)  # each once
+    for trace in read:
+        mine, info = trace.info, theirs[trace.info.trace_id]
+        wanted = {k: v for k, v in info.trace_metadata.items()
+                  if k in _reports._SQL_METADATA or k.startswith(_reports._SQL_METADATA_PREFIX)}
+        assert (mine.request_time, mine.execution_duration, mine.trace_metadata, mine.tags) == (
+            info.request_time, info.execution_duration, wanted, info.tags)
+    window = {"since": datetime.fromtimestamp(1_700_000_002, timezone.utc),
+              "until": datetime.fromtimestamp(1_700_000_003, timezone.utc)}
+    for options in ({}, window):
+        from_tables = reports(database, **options)
+        through_server = reports(fleet_server, **options)
+        monkeypatch.setattr(_reports, "_SQL_READS", False)
+        searched = reports(database, **options)
+        monkeypatch.setattr(_reports, "_SQL_READS", True)
+        for mine, served, other in zip(from_tables, through_server, searched):
+            assert mine.equals(served) and mine.equals(other), (mine, served, other)
+            assert mine.attrs["traces"] == served.attrs["traces"] == other.attrs["traces"]
+    assert from_tables[0].attrs["traces"] == 4  # the four traces at that second

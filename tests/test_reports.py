@@ -463,3 +463,84 @@ def test_log_runs_option_is_validated(mlflow_store, monkeypatch):
     monkeypatch.setenv("GENAI_TRACING_LOG_RUNS", "maybe")
     with pytest.raises(ConfigurationError, match="GENAI_TRACING_LOG_RUNS"):
         genai_tracing.enable_tracing()
+
+
+# -- read from a SQL store's tables ----------------------------------------------------------
+
+EVERY_REPORT = ["user", "session", "day", "hour", "tag:feature", "model", "provider",
+                ["user", "model"], ["day", "provider"], ["user", "tag:feature"]]
+
+
+def reports_read_both_ways(monkeypatch: pytest.MonkeyPatch, **options: Any
+                           ) -> tuple[list[Any], list[Any]]:
+    """Every report read from the store's tables, then from MLflow's trace search."""
+    def every() -> list[Any]:
+        frames = [genai_tracing.cost_report(by=by, **options) for by in EVERY_REPORT]
+        return frames + [genai_tracing.latency_report(buckets=2, **options)]
+
+    from_tables = every()
+    monkeypatch.setattr(_reports, "_SQL_READS", False)
+    searched = every()
+    monkeypatch.setattr(_reports, "_SQL_READS", True)
+    return from_tables, searched
+
+
+def assert_same_reports(ours: list[Any], theirs: list[Any]) -> None:
+    for by, mine, other in zip([*EVERY_REPORT, "latency"], ours, theirs):
+        assert mine.equals(other), (by, mine, other)
+        assert list(mine.columns) == list(other.columns), by
+        assert list(mine.dtypes) == list(other.dtypes), by
+        assert mine.attrs == other.attrs or (by == "latency" and math.isnan(
+            mine.attrs["correlation"]) and math.isnan(other.attrs["correlation"])), by
+
+
+def test_reports_read_from_the_store_tables_equal_the_searched_ones(
+        fake_provider, mlflow_store, monkeypatch):
+    """On sqlite: traces by user, session, tag, several models, an unpriced call repriced
+    afterwards (tags), one trace without its breakdown (read from spans), a window, and chunks
+    of two traces: the very same frames as through MLflow's search."""
+    fill(fake_provider, mlflow_store)
+    genai_tracing.reprice(prices={"models": {"mystery-model": {
+        "input_per_million": 1.0, "output_per_million": 2.0}}}, dry_run=False)
+    traces = mlflow_store.traces()
+    drop_breakdowns(mlflow_store, [traces[0].info.trace_id])
+    source = _reports._source(None, None)
+    assert _reports._sql_traces(source, Window()) is not None  # the tables are read
+
+    ours, theirs = reports_read_both_ways(monkeypatch)
+    assert_same_reports(ours, theirs)
+    assert ours[0].attrs["traces"] == len(TRAFFIC)
+    assert rows(ours[0], "user")["carol"]["repriced_calls"] == 1
+    window = dict(since=YESTERDAY, until=TODAY)
+    assert_same_reports(*reports_read_both_ways(monkeypatch, **window))
+    monkeypatch.setattr(_reports, "_SQL_CHUNK", 2)
+    assert_same_reports(*reports_read_both_ways(monkeypatch, **window))
+    assert_same_reports(*reports_read_both_ways(monkeypatch))
+    # A filter in MLflow's search syntax is MLflow's to apply: searched, not read from tables.
+    assert _reports._sql_traces(source, Window()) is not None
+    only_ana = genai_tracing.cost_report(by="user", filter="request_metadata.`mlflow.trace.user`"
+                                                           " = 'ana'")
+    assert only_ana["user"].tolist() == ["ana"]
+
+
+def test_reading_the_store_tables_is_off_where_mlflow_lacks_them(
+        fake_provider, mlflow_store, monkeypatch):
+    """An MLflow without the names the seam reads (as 3.12 lacks the promoted metadata keys):
+    reports search as before, with the same result."""
+    import builtins
+
+    fill(fake_provider, mlflow_store)
+    before = genai_tracing.cost_report(by="user")
+    real_import = builtins.__import__
+
+    def without_trace_analytics(name, *args, **kwargs):
+        if name == "mlflow.store.tracking.utils.trace_analytics":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_trace_analytics)
+    from genai_tracing import _mlflow
+
+    assert _mlflow.sql_trace_reader(mlflow_store.uri) is None
+    assert _reports._sql_traces(_reports._source(None, None), Window()) is None
+    assert genai_tracing.cost_report(by="user").equals(before)
