@@ -1,19 +1,26 @@
 """A trace's calls per (model, provider), written with its totals so reports by model read no spans.
 
-When a trace ends, the span processor writes, next to the trace's totals, one metadata entry per
-(model, provider) pair its calls used, summed by the same rule as the totals
-(``_accounting.counted``)::
+When a trace ends, the span processor writes, next to the trace's totals, the (model, provider)
+pairs its calls used, summed by the same rule as the totals (``_accounting.counted``), in one
+metadata entry when they fit::
 
-    genai_tracing.by_model      how many entries follow ("0": the trace made no call)
+    genai_tracing.by_model      [[model, provider, calls, input tokens, output tokens,
+                                  cost as a decimal string or null, unpriced calls,
+                                  [each call's duration in ns]], ...]   ("[]": no call made)
+
+A report by model or provider then reads one metadata entry per trace, as a report by user
+reads its totals. Every MLflow store keeps metadata values of up to 250 characters; pairs that do
+not fit in one value are written one per entry (the form genai_tracing wrote before, still read)::
+
+    genai_tracing.by_model      how many entries follow
     genai_tracing.by_model.<i>  {"m": model, "p": provider, "n": calls, "in": input tokens,
                                  "out": output tokens, "usd": cost as a decimal string or null,
                                  "x": unpriced calls, "ns": [each call's duration in ns]}
 
-A report by model or provider then reads trace metadata only, as a report by user does. Every
-MLflow store keeps metadata values of up to 250 characters, so a pair whose entry is longer (one
-model called dozens of times in one trace) leaves the whole breakdown unwritten, and reports read
-that trace's spans, as they do for traces written before the breakdown existed. Both paths go
-through ``from_spans``, so they add up the same numbers.
+and a pair whose own entry is longer (one model called dozens of times in one trace) leaves the
+whole breakdown unwritten, and reports read that trace's spans, as they do for traces written
+before the breakdown existed. Both paths go through ``from_spans``, so they add up the same
+numbers.
 """
 
 from __future__ import annotations
@@ -52,6 +59,18 @@ class ModelShare:
                            "usd": None if self.cost is None else str(self.cost),
                            "x": self.unpriced_calls, "ns": self.durations_ns},
                           separators=(",", ":"))
+
+    def packed(self) -> list[Any]:
+        return [self.model, self.provider, self.calls, self.input_tokens, self.output_tokens,
+                None if self.cost is None else str(self.cost), self.unpriced_calls,
+                self.durations_ns]
+
+    @classmethod
+    def unpack(cls, item: list[Any]) -> ModelShare:
+        model, provider, calls, tokens_in, tokens_out, usd, unpriced, durations = item
+        return cls(model=model, provider=provider, calls=int(calls), input_tokens=int(tokens_in),
+                   output_tokens=int(tokens_out), cost=None if usd is None else Decimal(usd),
+                   unpriced_calls=int(unpriced), durations_ns=[int(ns) for ns in durations])
 
     @classmethod
     def decode(cls, raw: str) -> ModelShare:
@@ -97,7 +116,12 @@ def write(trace: Any) -> None:
         metadata = _mlflow.trace_metadata(trace)
         for key in [k for k in metadata if k == COUNT_KEY or k.startswith(COUNT_KEY + ".")]:
             del metadata[key]
-        entries = [share.encode() for share in from_spans(_mlflow.trace_spans(trace))]
+        shares = from_spans(_mlflow.trace_spans(trace))
+        packed = json.dumps([share.packed() for share in shares], separators=(",", ":"))
+        if len(packed) <= MAX_VALUE:
+            metadata[COUNT_KEY] = packed
+            return
+        entries = [share.encode() for share in shares]
         if any(len(entry) > MAX_VALUE for entry in entries):
             return  # too long for every store: reports read this trace's spans
         for number, entry in enumerate(entries):
@@ -113,7 +137,9 @@ def read(metadata: Mapping[str, str]) -> list[ModelShare] | None:
     if raw_count is None:
         return None
     try:
+        if raw_count.startswith("["):
+            return [ModelShare.unpack(item) for item in json.loads(raw_count)]
         return [ModelShare.decode(metadata[f"{COUNT_KEY}.{number}"])
                 for number in range(int(raw_count))]
-    except (KeyError, ValueError, TypeError, InvalidOperation):
+    except (KeyError, ValueError, TypeError, InvalidOperation, AttributeError):
         return None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -503,7 +504,9 @@ def test_framework_span_carries_the_call_cost(fake: FakeProvider, traced: Any) -
     assert sdk.attributes["genai_tracing.usage"]["input_tokens"] == 1000
     assert sdk.parent_id == chat.span_id
     assert trace.info.token_usage["input_tokens"] == 1000
-    assert trace.info.trace_metadata["genai_tracing.by_model"] == "1"
+    ((model, provider, calls, *_),) = json.loads(trace.info.trace_metadata[
+        "genai_tracing.by_model"])
+    assert (model, provider, calls) == ("gpt-4o-mini", "openai", 1)
 
 
 @_needs("langchain_anthropic", "langchain-anthropic")

@@ -271,14 +271,14 @@ def test_report_by_model_reads_the_breakdown_and_equals_the_span_based_one(
     # called Claude then GPT-4o mini.
     first = traces[[t.info.trace_metadata.get("mlflow.trace.user") for t in traces].index("ana")]
     metadata = first.info.trace_metadata
-    assert metadata["genai_tracing.by_model"] == "2"
-    entries = sorted((json.loads(metadata[f"genai_tracing.by_model.{i}"]) for i in range(2)),
-                     key=lambda e: e["m"])
-    assert [(e["m"], e["p"], e["n"], e["in"], e["out"], e["x"]) for e in entries] == [
-        ("claude-sonnet-4-5", "anthropic", 1, 100_000, 20_000, 0),
-        ("gpt-4o-mini", "openai", 1, 200_000, 50_000, 0)]
-    assert [float(e["usd"]) for e in entries] == pytest.approx([CLAUDE_COST, OPENAI_COST],
-                                                              rel=1e-12)
+    # One metadata value: [model, provider, calls, input, output, cost, unpriced, durations].
+    entries = sorted(json.loads(metadata["genai_tracing.by_model"]))
+    assert [e[:5] + [e[6]] for e in entries] == [
+        ["claude-sonnet-4-5", "anthropic", 1, 100_000, 20_000, 0],
+        ["gpt-4o-mini", "openai", 1, 200_000, 50_000, 0]]
+    assert [float(e[5]) for e in entries] == pytest.approx([CLAUDE_COST, OPENAI_COST],
+                                                          rel=1e-12)
+    assert not [k for k in metadata if k.startswith("genai_tracing.by_model.")]
     from_breakdown = [genai_tracing.cost_report(by=by) for by in PER_CALL_REPORTS]
 
     # Half the traces without it (written by an older version): those are read from spans.
@@ -298,6 +298,27 @@ def test_report_by_model_reads_the_breakdown_and_equals_the_span_based_one(
     assert models["claude-sonnet-4-5"]["total_cost"] == pytest.approx(2 * CLAUDE_COST, rel=1e-12)
     assert models["gpt-4o-mini"]["llm_calls"] == 4
     assert math.isnan(models["mystery-model"]["total_cost"])
+
+
+def test_a_breakdown_too_long_for_one_value_is_written_one_pair_per_entry(
+        fake_provider, mlflow_store):
+    """Four models in one trace do not fit in one 250-character value: one entry per pair (the
+    form earlier versions wrote, which reports still read), and the report equals the spans'."""
+    request = Request("erin", [OPENAI, CLAUDE, GEMINI, MYSTERY, OPENAI],
+                      YESTERDAY + timedelta(hours=10), 3000)
+    fill(fake_provider, mlflow_store, [request])
+    (trace,) = mlflow_store.traces()
+    metadata = trace.info.trace_metadata
+    assert metadata["genai_tracing.by_model"] == "4"
+    assert sorted(json.loads(metadata[f"genai_tracing.by_model.{i}"])["m"] for i in range(4)) == \
+        ["claude-sonnet-4-5", "gemini-2.5-flash", "gpt-4o-mini", "mystery-model"]
+    from_breakdown = [genai_tracing.cost_report(by=by) for by in PER_CALL_REPORTS]
+    drop_breakdowns(mlflow_store)
+    for by, fast in zip(PER_CALL_REPORTS, from_breakdown):
+        assert fast.equals(genai_tracing.cost_report(by=by)), by
+    models = rows(from_breakdown[0], "model")
+    assert models["gpt-4o-mini"]["llm_calls"] == 2
+    assert models["gpt-4o-mini"]["total_cost"] == pytest.approx(2 * OPENAI_COST, rel=1e-12)
 
 
 def test_a_model_called_too_often_for_a_metadata_value_is_reported_from_spans(
