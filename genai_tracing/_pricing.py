@@ -850,6 +850,8 @@ def price_call(call: Call, resolver: PriceResolver, when: datetime | None = None
     names = list(dict.fromkeys(n for n in (model, mapped, call.requested_model) if n))
     if call.variant:
         names = [f"{n}/{call.variant}" for n in names] + names
+    if call.region:
+        names = [f"{call.region}/{n}" for n in names] + names
     if resolver.table:
         served = [f"{call.provider}/{n}" for n in names] if call.provider in _SERVING_ONLY \
             else []

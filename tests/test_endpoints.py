@@ -579,6 +579,26 @@ def test_a_bedrock_model_no_catalog_prices_is_unpriced_not_anthropic_priced(
     assert unpriced_warnings(caplog)
 
 
+# LiteLLM "bedrock/us-gov-west-1/anthropic.claude-sonnet-4-5-20250929-v1:0": input 3.6e-06, output
+# 1.8e-05 per token (GovCloud's own price, 20% over the list).
+GOV_IN, GOV_OUT = 3.6e-06, 1.8e-05
+
+
+def test_bedrock_region_with_its_own_price_is_priced_there(fake_provider: FakeProvider,
+                                                            mlflow_store: TemporaryStore) -> None:
+    import anthropic
+
+    genai_tracing.enable_tracing()
+    fake_provider.usage = FakeUsage(input_tokens=1000, output_tokens=200)
+    model = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+    client = anthropic.AnthropicBedrock(aws_access_key="AKIDEXAMPLE", aws_secret_key="secret",
+                                        aws_region="us-gov-west-1", base_url=fake_provider.url,
+                                        max_retries=0)
+    client.messages.create(model=model, **CLAUDE_MESSAGE)
+    span = assert_cost(mlflow_store.last_trace(), 1000 * GOV_IN, 200 * GOV_OUT)
+    assert span.attributes["genai_tracing.cost.price"]["key"] == f"bedrock/us-gov-west-1/{model}"
+
+
 def test_price_file_prices_bedrock_calls(fake_provider: FakeProvider,
                                          mlflow_store: TemporaryStore) -> None:
     """A negotiated Bedrock rate in the price file wins, filed under "bedrock/<model id>"."""

@@ -64,6 +64,9 @@ class Call:
     # serving endpoint it named; the price file can map either to a model.
     endpoint: str | None = None
     deployment: str | None = None
+    # The cloud region that served it, where prices differ by region (Bedrock's GovCloud
+    # entries, "bedrock/us-gov-west-1/<model id>"): regional prices apply before the model's.
+    region: str | None = None
 
 
 def span_inputs(span: Any) -> dict[str, Any]:

@@ -70,7 +70,9 @@ def extract(span: Any) -> Call:
         # CONTAINER_TOOL): one per call, priced by the price file's code_execution_per_call.
         usage = replace(usage, tool_calls=tuple(sorted(
             dict(usage.tool_calls, **{CONTAINER_TOOL: 1}).items())))
-    return Call(provider, model, usage, requested_model=requested, endpoint=url or None)
+    region = where.get("region") if isinstance(where, dict) else None
+    return Call(provider, model, usage, requested_model=requested, endpoint=url or None,
+                region=region if provider == "bedrock" and isinstance(region, str) else None)
 
 
 # Anthropic bills code execution by container time (with a free allowance), which no response
