@@ -850,11 +850,12 @@ def price_call(call: Call, resolver: PriceResolver, when: datetime | None = None
     names = list(dict.fromkeys(n for n in (model, mapped, call.requested_model) if n))
     if call.variant:
         names = [f"{n}/{call.variant}" for n in names] + names
-    if call.region:
-        names = [f"{call.region}/{n}" for n in names] + names
+    # A region with its own price (Bedrock's GovCloud "bedrock/us-gov-west-1/<model id>"): that
+    # entry, where a catalog files one under the exact name, before the model's own.
+    regional = [f"{call.region}/{n}" for n in names] if call.region else []
     if resolver.table:
-        served = [f"{call.provider}/{n}" for n in names] if call.provider in _SERVING_ONLY \
-            else []
+        served = [f"{call.provider}/{n}" for n in regional + names] \
+            if call.provider in _SERVING_ONLY else []
         candidates = [c for n in served + names for c in candidate_names(n, call.provider)]
         user_price = resolver.table.lookup(list(dict.fromkeys(candidates)),
                                           when or datetime.now(timezone.utc))
@@ -862,6 +863,9 @@ def price_call(call: Call, resolver: PriceResolver, when: datetime | None = None
             return _bill(call, user_price, when)
     if call.reported_cost is not None:
         return call.reported_cost, "provider", None
+    for name in regional:
+        if (price := litellm_price(name, call.provider)) is not None:
+            return _bill(call, price, when)
     for name in dict.fromkeys(names):
         price = resolver.resolve(name, call.provider, when)
         if price is not None:
