@@ -386,6 +386,17 @@ def parse_price_table(data: Mapping[str, Any], *, origin: str, from_file: bool =
                       endpoints, deployments)
 
 
+def _reject_unknown(table: Mapping[str, Any], known: set[str], ctx: str,
+                    problem: str = "is not a known key") -> None:
+    """Refuse the first key of ``table`` (in sorted order) that is not in ``known``."""
+    unknown = set(table) - known
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ConfigurationError(f"{ctx}.{key}", table[key], problem,
+                                 _did_you_mean(key, known)
+                                 + f"use only {', '.join(sorted(known))}")
+
+
 def _did_you_mean(key: str, known: set[str]) -> str:
     """'did you mean 'input_per_million'? ' for a near miss, else ''; the fix's sentence follows."""
     close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)
@@ -396,12 +407,7 @@ def _parse_entry(name: str, value: Any, where: str, from_file: bool = False) -> 
     ctx = f"{where}: models.{json.dumps(name)}"
     if not isinstance(value, Mapping):
         raise ConfigurationError(ctx, value, "must be a table of prices", _FIX_FORMAT)
-    unknown = set(value) - _ENTRY_KEYS
-    if unknown:
-        key = sorted(unknown)[0]
-        raise ConfigurationError(f"{ctx}.{key}", value[key], "is not a known key",
-                                 _did_you_mean(key, _ENTRY_KEYS)
-                                 + f"use only {', '.join(sorted(_ENTRY_KEYS))}")
+    _reject_unknown(value, _ENTRY_KEYS, ctx)
     rates = _parse_rates(value, ctx, allowed=set(_RATE_KEYS), from_file=from_file)
     if all(getattr(rates, f.name) is None for f in fields(Rates)):
         raise ConfigurationError(ctx, dict(value), "has no price",
@@ -416,12 +422,7 @@ def _parse_entry(name: str, value: Any, where: str, from_file: bool = False) -> 
         tctx = f"{ctx}.tiers[{i}]"
         if not isinstance(tier, Mapping):
             raise ConfigurationError(tctx, tier, "must be a table", _FIX_FORMAT)
-        unknown = set(tier) - _TIER_KEYS
-        if unknown:
-            key = sorted(unknown)[0]
-            raise ConfigurationError(f"{tctx}.{key}", tier[key], "is not a known tier key",
-                                     _did_you_mean(key, _TIER_KEYS)
-                                     + f"use only {', '.join(sorted(_TIER_KEYS))}")
+        _reject_unknown(tier, _TIER_KEYS, tctx, "is not a known tier key")
         threshold = tier.get("above_input_tokens")
         if not isinstance(threshold, int) or isinstance(threshold, bool) or threshold < 0:
             raise ConfigurationError(f"{tctx}.above_input_tokens", threshold,
@@ -456,12 +457,7 @@ def _parse_service_tiers(raw: Any, name: str, ctx: str, where: str,
         if not isinstance(table, Mapping):
             raise ConfigurationError(tctx, table, "must be a table of prices", example)
         allowed = set(_RATE_KEYS) - {"per_image"}
-        unknown = set(table) - allowed
-        if unknown:
-            key = sorted(unknown)[0]
-            raise ConfigurationError(f"{tctx}.{key}", table[key], "is not a known key",
-                                     _did_you_mean(key, allowed)
-                                     + f"use only {', '.join(sorted(allowed))}")
+        _reject_unknown(table, allowed, tctx)
         rates = _parse_rates(table, tctx, allowed=allowed, from_file=from_file)
         if rates.input is None and rates.output is None:
             raise ConfigurationError(tctx, dict(table), "has no price",
