@@ -39,7 +39,33 @@ def note_record(span: Any, url: str, client: str, deployment: str | None = None,
     span.set_attribute(ENDPOINT, record)
 
 
-def _note_request(client: Any, options: Any) -> None:
+def noting(note: Callable[..., None], what: str) -> Callable[[Callable[..., Any]], Any]:
+    """``patch_method`` maker for a client method that sends a request: ``note(self, *args,
+    **kwargs)`` runs first (its failure is logged as ``what``, never raised), then the request."""
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.iscoroutinefunction(original):
+            async def request_async(self: Any, *args: Any, **kwargs: Any) -> Any:
+                try:
+                    note(self, *args, **kwargs)
+                except Exception:
+                    internal_error(what)
+                return await original(self, *args, **kwargs)
+
+            return request_async
+
+        def request(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                note(self, *args, **kwargs)
+            except Exception:
+                internal_error(what)
+            return original(self, *args, **kwargs)
+
+        return request
+
+    return make
+
+
+def _note_request(client: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> None:
     headers = getattr(options, "headers", None)
     traceparent = headers.get("traceparent") if isinstance(headers, Mapping) else None
     span = _mlflow.span_from_traceparent(traceparent) if traceparent else None
@@ -49,24 +75,5 @@ def _note_request(client: Any, options: Any) -> None:
     note(span, client, body.get("model") if isinstance(body, dict) else None)
 
 
-def recording(original: Callable[..., Any]) -> Callable[..., Any]:
-    """``patch_method`` maker for an SDK base client's ``request(cast_to, options, ...)``."""
-    if inspect.iscoroutinefunction(original):
-        async def request_async(self: Any, cast_to: Any, options: Any, *args: Any,
-                                **kwargs: Any) -> Any:
-            try:
-                _note_request(self, options)
-            except Exception:
-                internal_error("endpoint")
-            return await original(self, cast_to, options, *args, **kwargs)
-
-        return request_async
-
-    def request(self: Any, cast_to: Any, options: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            _note_request(self, options)
-        except Exception:
-            internal_error("endpoint")
-        return original(self, cast_to, options, *args, **kwargs)
-
-    return request
+# For an SDK base client's ``request(cast_to, options, ...)`` (OpenAI's and Anthropic's).
+recording = noting(_note_request, "endpoint")

@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import Any, Protocol
 
 from .._keys import CALL as CALL_ATTRIBUTE  # noqa: F401  - the attribute our own spans carry
+from .._keys import ENDPOINT, PROVIDER
 from .._usage import Usage
 
 
@@ -67,6 +68,23 @@ class Call:
     # The cloud region that served it, where prices differ by region (Bedrock's GovCloud
     # entries, "bedrock/us-gov-west-1/<model id>"): regional prices apply before the model's.
     region: str | None = None
+
+
+def served_by(span: Any, sdk: str) -> tuple[str, dict[str, Any]]:
+    """Who served the call ``span`` stands for, made with SDK ``sdk``, and where it went (the
+    span's ``genai_tracing.endpoint`` record, ``{}`` without one): the provider detected from the
+    endpoint (see ``_endpoints``), else the one genai_tracing's own span was started with (DSPy's
+    engine knows it: Groq, Gemini, Bedrock...), else the SDK's own."""
+    where = span.get_attribute(ENDPOINT)
+    where = where if isinstance(where, dict) else {}
+    if url := where.get("url"):
+        from .. import _endpoints
+        from .._pricing import active_resolver
+
+        return _endpoints.detect(url, where.get("client"), active_resolver().table.endpoints,
+                                 default=sdk), where
+    preset = span.get_attribute(PROVIDER) if span.get_attribute(CALL_ATTRIBUTE) == sdk else None
+    return (preset if isinstance(preset, str) and preset else sdk), where
 
 
 def span_inputs(span: Any) -> dict[str, Any]:

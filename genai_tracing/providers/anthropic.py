@@ -15,15 +15,15 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from .. import _endpoints, _mlflow, _raw, _where
-from .._keys import ENDPOINT, MESSAGE_FORMAT, MODEL, PROVIDER
+from .. import _mlflow, _raw, _where
+from .._keys import MESSAGE_FORMAT, MODEL
 from .._patch import patch_method, unpatch_method
 from .._spans import CALL_ATTRIBUTE, CallSpan, wrap_call
 from .._streams import Reader, StreamWatch, hook_stream_classes, own, owned_span, \
     hook_openers, send_traceparent, take_reading, traced_span, unhook_openers, \
     unhook_stream_classes
 from .._usage import Usage, UsageReader, billed_tier, clamp_parts
-from . import Call, dig, span_inputs, span_outputs, text_model
+from . import Call, dig, served_by, span_inputs, span_outputs, text_model
 
 NAME = "anthropic"
 SDK_MODULE = "anthropic"
@@ -55,23 +55,15 @@ def extract(span: Any) -> Call:
     model = text_model(dig(out, "model")) or requested
     # AnthropicBedrock and AnthropicVertex send the same calls to Amazon's and Google's clouds,
     # which bill them at their own prices (Bedrock's regional model IDs cost more).
-    where = span.get_attribute(ENDPOINT)
-    url = where.get("url") if isinstance(where, dict) else None
-    preset = span.get_attribute(PROVIDER) if span.get_attribute(CALL_ATTRIBUTE) == NAME else None
-    provider = preset if isinstance(preset, str) and preset else NAME  # DSPy's engine knows
-    if url:
-        from .._pricing import active_resolver
-
-        provider = _endpoints.detect(url, where.get("client"),
-                                     active_resolver().table.endpoints, default=NAME)
+    provider, where = served_by(span, NAME)
     usage = read_usage(dig(out, "usage"))
     if usage is not None and dig(out, "container") is not None:
         # The code-execution tool ran in a container, billed by the container-hour (see
         # CONTAINER_TOOL): one per call, priced by the price file's code_execution_per_call.
         usage = replace(usage, tool_calls=tuple(sorted(
             dict(usage.tool_calls, **{CONTAINER_TOOL: 1}).items())))
-    region = where.get("region") if isinstance(where, dict) else None
-    return Call(provider, model, usage, requested_model=requested, endpoint=url or None,
+    region = where.get("region")
+    return Call(provider, model, usage, requested_model=requested, endpoint=where.get("url"),
                 region=region if provider == "bedrock" and isinstance(region, str) else None)
 
 

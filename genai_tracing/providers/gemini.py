@@ -8,12 +8,12 @@ from dataclasses import replace
 from typing import Any
 
 from .. import _endpoints, _where
-from .._keys import ENDPOINT, MESSAGE_FORMAT, MODEL
+from .._keys import MESSAGE_FORMAT, MODEL
 from .._patch import patch_method, unpatch_method
 from .._spans import CALL_ATTRIBUTE, CallSpan, end_with_result, wrap_call
 from .._streams import Reader, StreamWatch, observe_generator
 from .._usage import Usage, UsageReader, billed_tier, clamp_parts
-from . import Call, dig, span_inputs, span_outputs, text_model
+from . import Call, dig, served_by, span_inputs, span_outputs, text_model
 
 NAME = "gemini"
 SDK_MODULE = "google.genai"
@@ -35,18 +35,10 @@ def claims(span: Any) -> bool:
 
 
 def extract(span: Any) -> Call:
-    call = _extract(span)
     # A client made with vertexai=True sends the same calls to Vertex AI, billed by Google
     # Cloud (its provisioned throughput and tiers included) rather than the Gemini API.
-    where = span.get_attribute(ENDPOINT)
-    url = where.get("url") if isinstance(where, dict) else None
-    if not url:
-        return call
-    from .._pricing import active_resolver
-
-    provider = _endpoints.detect(url, where.get("client"), active_resolver().table.endpoints,
-                                 default=NAME)
-    return replace(call, provider=provider, endpoint=url)
+    provider, where = served_by(span, NAME)
+    return replace(_extract(span), provider=provider, endpoint=where.get("url"))
 
 
 def _extract(span: Any) -> Call:
@@ -211,7 +203,8 @@ def patch() -> None:
             inputs=_all_inputs, attributes=_attributes, finish=end_with_result,
             where=_note_models))
     for name in _REQUESTS:
-        patch_method(_api_client_class(), name, _recording)
+        patch_method(_api_client_class(), name, _where.noting(_note_open_calls,
+                                                              "gemini endpoint"))
 
 
 def unpatch() -> None:
@@ -238,7 +231,7 @@ def _note_models(span: Any, args: tuple[Any, ...]) -> None:
         _where.note_record(span, found[0], found[1], region=found[2])
 
 
-def _note_open_calls(api_client: Any) -> None:
+def _note_open_calls(api_client: Any, *args: Any, **kwargs: Any) -> None:
     """The request an MLflow span is open around: noted on that span and on the gemini call
     spans above it (MLflow traces ``generate_content`` and the private method it calls)."""
     import mlflow
@@ -252,31 +245,6 @@ def _note_open_calls(api_client: Any) -> None:
                 span.get_attribute(CALL_ATTRIBUTE) == NAME:
             _where.note_record(span, found[0], found[1], region=found[2])
         span = _mlflow.span_by_id(span.trace_id, span.parent_id)
-
-
-def _recording(original: Any) -> Any:
-    import inspect
-
-    from .._guard import internal_error
-
-    if inspect.iscoroutinefunction(original):
-        async def request_async(self: Any, *args: Any, **kwargs: Any) -> Any:
-            try:
-                _note_open_calls(self)
-            except Exception:
-                internal_error("gemini endpoint")
-            return await original(self, *args, **kwargs)
-
-        return request_async
-
-    def request(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            _note_open_calls(self)
-        except Exception:
-            internal_error("gemini endpoint")
-        return original(self, *args, **kwargs)
-
-    return request
 
 
 def _all_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:

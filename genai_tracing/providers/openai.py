@@ -6,14 +6,13 @@ import re
 from typing import Any
 
 from .. import _endpoints, _where
-from .._keys import ENDPOINT, PROVIDER
 from .._patch import patch_method, unpatch_method
 from .._spans import CALL_ATTRIBUTE, end_with_result, wrap_call
 from .. import _raw
 from .._streams import Reader, StreamWatch, hook_stream_classes, send_traceparent, take_reading, \
     traced_span, unhook_stream_classes
 from .._usage import Usage, UsageReader, billed_tier, clamp_parts
-from . import Call, dig, span_inputs, span_outputs, text_model
+from . import Call, dig, served_by, span_inputs, span_outputs, text_model
 
 NAME = "openai"
 SDK_MODULE = "openai"
@@ -52,17 +51,15 @@ def extract(span: Any) -> Call:
     model = text_model(dig(out, "model")) or requested
     usage = _with_search_model_fee(read_usage(out, requested_tier=inputs.get("service_tier")),
                                    model, out)
-    where = span.get_attribute(ENDPOINT)
-    where = where if isinstance(where, dict) else {}
+    provider, where = served_by(span, NAME)
     url, deployment = where.get("url") or None, where.get("deployment")
-    provider, variant = _preset_provider(span), image_variant(model, inputs)
-    if url:
+    variant = image_variant(model, inputs)
+    if url and variant is None:
         from .._pricing import active_resolver
 
-        table = active_resolver().table
-        provider = _endpoints.detect(url, where.get("client"), table.endpoints)
         # An image deployment's answer names no model: its variant is the mapped model's.
-        variant = variant or image_variant(_endpoints.mapped_model(table, url, deployment), inputs)
+        variant = image_variant(_endpoints.mapped_model(active_resolver().table, url, deployment),
+                                inputs)
     return Call(provider, model, usage, requested_model=requested, variant=variant,
                 reported_cost=_reported_cost(out, usage), endpoint=url, deployment=deployment)
 
@@ -81,12 +78,6 @@ def _with_search_model_fee(usage: Usage | None, model: str | None, out: Any) -> 
     from dataclasses import replace
 
     return replace(usage, tool_calls=tuple(sorted({**usage.tool_counts, "web_search": 1}.items())))
-
-
-def _preset_provider(span: Any) -> str:
-    """Who serves a call genai_tracing's own span says (DSPy's engine knows: Groq, Gemini...)."""
-    preset = span.get_attribute(PROVIDER) if span.get_attribute(CALL_ATTRIBUTE) == NAME else None
-    return preset if isinstance(preset, str) and preset else NAME
 
 
 def _reported_cost(response: Any, usage: Usage | None) -> Any:
