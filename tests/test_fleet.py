@@ -255,26 +255,9 @@ def test_reports_through_a_server_page_by_time_and_read_the_json_as_mlflow_does(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Pages of 2: several traces at one millisecond (a full page of them, read by offset within
     it), and the same reports and trace fields as MlflowClient's own search gives."""
-    from mlflow.tracing.provider import safe_set_span_in_context
-
-    start_ns = [1_000, 2_000, 2_000, 2_000, 2_000, 3_000, 4_000]  # ms after a base time
     users = ["ana", "bo", "ana", "cy", "bo", "ana", "cy"]
-    base_ns = 1_700_000_000_000 * 1_000_000
-    with TemporaryStore(folder=tmp_path, uri=fleet_server):
-        experiment = f"keyset-{uuid.uuid4().hex[:8]}"
-        genai_tracing.enable_tracing(tracking_uri=fleet_server, prices=PRICES,
-                                     experiment=experiment)
-        client = openai_client(fake_provider)
-        for n, (offset_ms, user) in enumerate(zip(start_ns, users)):
-            fake_provider.usage = FakeUsage(input_tokens=1_000 * (n + 1), output_tokens=10 * n)
-            at = base_ns + offset_ms * 1_000_000
-            with genai_tracing.attribute(user=user):
-                root = mlflow.start_span_no_context("handle_request", start_time_ns=at)
-                with safe_set_span_in_context(root):
-                    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-                root.end(end_time_ns=at + 1_234_567)
-        TemporaryStore.flush()
-        wait_stored(fleet_server, experiment, len(users))
+    experiment = requests_at(fake_provider, fleet_server, tmp_path, "keyset",
+                             [1_000, 2_000, 2_000, 2_000, 2_000, 3_000, 4_000], users)
 
     def reports() -> list[Any]:
         return [genai_tracing.cost_report(by=by, tracking_uri=fleet_server,
@@ -301,33 +284,44 @@ def test_reports_through_a_server_page_by_time_and_read_the_json_as_mlflow_does(
     assert dict(zip(by_time[0]["user"], by_time[0]["requests"])) == {"ana": 3, "bo": 2, "cy": 2}
 
 
-def test_reports_read_from_postgres_tables_equal_those_through_the_server(
-        fake_provider: FakeProvider, postgres: Any, fleet_server: str, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The server's own database as the tracking URI: reports read its tables (in chunks of
-    two traces, several at one millisecond) and give the very frames the server's REST search
-    and MLflow's in-process search give."""
+def requests_at(fake_provider: FakeProvider, fleet_server: str, tmp_path: Path, prefix: str,
+                start_ms: list[int], users: list[str | None], *, vary: bool = False) -> str:
+    """A new experiment on the fleet server with one request per entry of ``start_ms`` (ms after
+    a fixed base time, several may share one), made by ``users``, each calling gpt-4o-mini with
+    its own token counts; with ``vary``, request n also has a feature tag ("a" or "b"), makes
+    1 + n % 2 calls and lasts longer the later it comes. Returns the experiment's name."""
     from mlflow.tracing.provider import safe_set_span_in_context
 
-    start_ms = [1_000, 2_000, 2_000, 2_000, 2_000, 3_000, 90_000_000]
-    users = ["ana", "bo", "ana", "cy", None, "ana", "cy"]
     base_ns = 1_700_000_000_000 * 1_000_000
     with TemporaryStore(folder=tmp_path, uri=fleet_server):
-        experiment = f"tables-{uuid.uuid4().hex[:8]}"
+        experiment = f"{prefix}-{uuid.uuid4().hex[:8]}"
         genai_tracing.enable_tracing(tracking_uri=fleet_server, prices=PRICES,
                                      experiment=experiment)
         client = openai_client(fake_provider)
         for n, (offset_ms, user) in enumerate(zip(start_ms, users)):
             fake_provider.usage = FakeUsage(input_tokens=1_000 * (n + 1), output_tokens=10 * n)
             at = base_ns + offset_ms * 1_000_000
-            with genai_tracing.attribute(user=user, feature=["a", "b"][n % 2]):
+            tags = {"feature": ["a", "b"][n % 2]} if vary else {}
+            with genai_tracing.attribute(user=user, **tags):
                 root = mlflow.start_span_no_context("handle_request", start_time_ns=at)
                 with safe_set_span_in_context(root):
-                    for _ in range(1 + n % 2):
+                    for _ in range(1 + n % 2 if vary else 1):
                         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-                root.end(end_time_ns=at + 1_234_567 * (n + 1))
+                root.end(end_time_ns=at + 1_234_567 * (n + 1 if vary else 1))
         TemporaryStore.flush()
         wait_stored(fleet_server, experiment, len(users))
+    return experiment
+
+
+def test_reports_read_from_postgres_tables_equal_those_through_the_server(
+        fake_provider: FakeProvider, postgres: Any, fleet_server: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's own database as the tracking URI: reports read its tables (in chunks of
+    two traces, several at one millisecond) and give the very frames the server's REST search
+    and MLflow's in-process search give."""
+    experiment = requests_at(fake_provider, fleet_server, tmp_path, "tables",
+                             [1_000, 2_000, 2_000, 2_000, 2_000, 3_000, 90_000_000],
+                             ["ana", "bo", "ana", "cy", None, "ana", "cy"], vary=True)
     database = postgres.url("mlflow")  # the fleet server's backend store
 
     def reports(uri: str, **window: Any) -> list[Any]:
